@@ -1,0 +1,10 @@
+//! How a request becomes an identity: passwords, session IDs, CSRF tokens, login throttling.
+
+pub mod csrf;
+pub mod identity;
+pub mod password;
+pub mod random;
+pub mod session_store;
+pub mod throttle;
+
+pub use identity::{AuthError, Identity};

@@ -1,0 +1,63 @@
+//! argon2id password hashes (PHC strings), computed on the blocking pool: one verification is
+//! ~20 ms of CPU, which on an async worker would stall every request sharing that thread.
+
+use argon2::password_hash::phc::PasswordHash;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::{Algorithm, Argon2, Params, Version};
+
+/// OWASP's minimum for argon2id: 19 MiB, two passes, one lane.
+const MEMORY_KIB: u32 = 19_456;
+const PASSES: u32 = 2;
+const LANES: u32 = 1;
+
+pub const MIN_PASSWORD_LEN: usize = 8;
+/// Longer inputs are refused before hashing so nobody can make us hash megabytes.
+pub const MAX_PASSWORD_LEN: usize = 1024;
+
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+    #[error("the stored password hash is not a valid PHC string")]
+    BadStoredHash,
+    #[error("the password task did not finish")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+fn hasher() -> Result<Argon2<'static>, PasswordError> {
+    let params = Params::new(MEMORY_KIB, PASSES, LANES, None)
+        .map_err(|e| PasswordError::Hash(e.to_string()))?;
+    Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+}
+
+pub fn hash_password_blocking(password: &str) -> Result<String, PasswordError> {
+    hasher()?
+        .hash_password(password.as_bytes())
+        .map(|hash| hash.to_string())
+        .map_err(|e| PasswordError::Hash(e.to_string()))
+}
+
+/// Whether `password` matches `phc`. Parameters come from the PHC string itself, so hashes made
+/// with stronger settings later keep verifying.
+pub fn verify_password_blocking(phc: &str, password: &str) -> Result<bool, PasswordError> {
+    let parsed = PasswordHash::new(phc).map_err(|_| PasswordError::BadStoredHash)?;
+    Ok(hasher()?
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok())
+}
+
+/// Runs `f` on the blocking pool inside the caller's tracing span.
+async fn off_the_reactor<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, PasswordError> {
+    let span = tracing::Span::current();
+    Ok(tokio::task::spawn_blocking(move || span.in_scope(f)).await?)
+}
+
+pub async fn hash_password(password: String) -> Result<String, PasswordError> {
+    off_the_reactor(move || hash_password_blocking(&password)).await?
+}
+
+pub async fn verify_password(phc: String, password: String) -> Result<bool, PasswordError> {
+    off_the_reactor(move || verify_password_blocking(&phc, &password)).await?
+}

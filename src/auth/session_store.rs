@@ -1,0 +1,108 @@
+//! Our `actix_session::SessionStore`: actix-session handles the cookie (signing, attributes,
+//! renewal on login, removal on logout); this type decides what an ID is and where it lives.
+
+use std::sync::Arc;
+
+use actix_session::storage::{LoadError, SaveError, SessionKey, SessionStore, UpdateError};
+use actix_web::cookie::time::Duration;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+
+use super::random::{RandomError, random_token};
+use crate::store::{Store, UID_FIELD};
+
+type SessionState = std::collections::HashMap<String, String>;
+
+/// A session ID is 32 bytes from the OS CSPRNG, base64url without padding.
+pub const SESSION_ID_LEN: usize = 43;
+
+pub struct SessionBackend {
+    store: Arc<Store>,
+}
+
+impl SessionBackend {
+    pub fn new(store: Arc<Store>) -> SessionBackend {
+        SessionBackend { store }
+    }
+}
+
+/// What Redis stores in place of the ID: base64url(SHA-256(id)).
+pub fn session_id_hash(session_id: &str) -> String {
+    URL_SAFE_NO_PAD.encode(Sha256::digest(session_id.as_bytes()))
+}
+
+/// The hash of a presented ID, or `None` when it cannot be one we issued; such a value is
+/// treated as no session at all, without asking the store.
+fn presented_hash(key: &SessionKey) -> Option<String> {
+    let id: &str = key.as_ref();
+    let well_formed = id.len() == SESSION_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    well_formed.then(|| session_id_hash(id))
+}
+
+/// The fields the application owns; `_`-prefixed ones are computed or managed by the store.
+fn application_fields(state: SessionState) -> Vec<(String, String)> {
+    state
+        .into_iter()
+        .filter(|(key, _)| !key.starts_with('_'))
+        .collect()
+}
+
+fn new_session_id() -> Result<String, RandomError> {
+    random_token()
+}
+
+impl SessionStore for SessionBackend {
+    async fn load(&self, key: &SessionKey) -> Result<Option<SessionState>, LoadError> {
+        let Some(hash) = presented_hash(key) else {
+            return Ok(None);
+        };
+        self.store
+            .load_session(&hash)
+            .await
+            .map_err(|e| LoadError::Other(e.into()))
+    }
+
+    async fn save(&self, state: SessionState, _ttl: &Duration) -> Result<SessionKey, SaveError> {
+        let id = new_session_id().map_err(|e| SaveError::Other(e.into()))?;
+        let uid = state
+            .get(UID_FIELD)
+            .and_then(|raw| serde_json::from_str::<String>(raw).ok());
+        self.store
+            .create_session(&session_id_hash(&id), uid.as_deref(), application_fields(state))
+            .await
+            .map_err(|e| SaveError::Other(e.into()))?;
+        SessionKey::try_from(id).map_err(|e| SaveError::Other(e.into()))
+    }
+
+    async fn update(
+        &self,
+        key: SessionKey,
+        state: SessionState,
+        _ttl: &Duration,
+    ) -> Result<SessionKey, UpdateError> {
+        if let Some(hash) = presented_hash(&key) {
+            self.store
+                .update_session(&hash, application_fields(state))
+                .await
+                .map_err(|e| UpdateError::Other(e.into()))?;
+        }
+        Ok(key)
+    }
+
+    async fn update_ttl(&self, _key: &SessionKey, _ttl: &Duration) -> Result<(), anyhow::Error> {
+        // Expiry slides inside `load` (one round trip); the middleware is configured never to
+        // call this, and if it did there would be nothing left to do.
+        Ok(())
+    }
+
+    async fn delete(&self, key: &SessionKey) -> Result<(), anyhow::Error> {
+        if let Some(hash) = presented_hash(key) {
+            self.store.delete_session(&hash).await?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,125 @@
+//! The command line: `sessiond [serve]` and `sessiond user ...`.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::startup::Application;
+use crate::store::{Store, StoreError};
+use crate::users;
+
+#[derive(Parser)]
+#[command(name = "sessiond", version, about = "Server-side sessions in Redis")]
+pub struct Cli {
+    /// Configuration file; SESSIOND__SECTION__KEY environment variables override it.
+    #[arg(long, default_value = "config.toml", global = true)]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the web server (the default).
+    Serve,
+    /// Manage users in the configured store.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand)]
+pub enum UserCommand {
+    /// Create a user; the password is read from the first line of standard input.
+    Add {
+        name: String,
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        /// Read the password from standard input (required: passwords never go on a command line).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Replace a user's roles; live sessions see the new roles on their next request.
+    SetRoles { name: String, roles: Vec<String> },
+    /// Disable a user and end all of their sessions.
+    Disable { name: String },
+    /// Let a disabled user log in again.
+    Enable { name: String },
+}
+
+pub async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crate::telemetry::init();
+    let settings = match Settings::load(&cli.config) {
+        Ok(settings) => settings,
+        Err(e) => return fail(&e),
+    };
+    match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => match Application::build(settings).await {
+            Ok(app) => match app.run_until_stopped().await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => fail(&e),
+            },
+            Err(e) => fail(&e),
+        },
+        Command::User(command) => match user_command(&settings, command).await {
+            Ok(message) => {
+                println!("{message}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(e.as_ref()),
+        },
+    }
+}
+
+async fn user_command(
+    settings: &Settings,
+    command: UserCommand,
+) -> Result<String, Box<dyn std::error::Error>> {
+    let clock = Clock::system();
+    let store = Store::open(settings, clock.clone())?;
+    if store.is_memory() {
+        return Err(Box::new(StoreError::MemoryOutsideServer));
+    }
+    Ok(match command {
+        UserCommand::Add {
+            name,
+            roles,
+            password_stdin,
+        } => {
+            if !password_stdin {
+                return Err("pass --password-stdin and type the password on standard input".into());
+            }
+            let mut password = String::new();
+            std::io::stdin().lock().read_line(&mut password)?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            let user = users::create_user(&store, &clock, &name, password, &roles).await?;
+            format!("created user {} with roles [{}]", user.name, user.roles.join(", "))
+        }
+        UserCommand::SetRoles { name, roles } => {
+            users::set_roles(&store, &name, &roles).await?;
+            format!("roles of {name} are now [{}]", roles.join(", "))
+        }
+        UserCommand::Disable { name } => {
+            let ended = users::set_disabled(&store, &name, true).await?;
+            format!("disabled {name}; ended {ended} live session(s)")
+        }
+        UserCommand::Enable { name } => {
+            users::set_disabled(&store, &name, false).await?;
+            format!("enabled {name}")
+        }
+    })
+}
+
+fn fail(error: &dyn std::error::Error) -> ExitCode {
+    eprintln!("error: {error}");
+    let mut source = error.source();
+    while let Some(cause) = source {
+        eprintln!("  caused by: {cause}");
+        source = cause.source();
+    }
+    ExitCode::FAILURE
+}

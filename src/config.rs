@@ -1,0 +1,181 @@
+//! Typed settings: `config.toml` first, then `SESSIOND__<SECTION>__<KEY>` environment variables.
+
+use std::{net::SocketAddr, path::Path, time::Duration};
+
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("could not read the configuration")]
+    Load(#[from] Box<figment::Error>),
+    #[error("invalid setting {key}: {reason}")]
+    Invalid { key: &'static str, reason: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Settings {
+    pub server: ServerSettings,
+    pub store: StoreSettings,
+    pub auth: AuthSettings,
+    pub session: SessionSettings,
+    pub throttle: ThrottleSettings,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServerSettings {
+    pub bind: String,
+    pub workers: usize,
+    pub max_body_bytes: usize,
+    pub trust_forwarded_for: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoreSettings {
+    pub url: String,
+    pub key_prefix: String,
+    pub timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    Session,
+}
+
+impl AuthMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMode::Session => "session",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuthSettings {
+    pub mode: AuthMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SameSitePolicy {
+    Lax,
+    Strict,
+}
+
+#[derive(Clone, Serialize, Deserialize)]
+pub struct SessionSettings {
+    pub idle_timeout_secs: u64,
+    pub absolute_timeout_secs: u64,
+    pub touch_interval_secs: u64,
+    pub cookie_name: String,
+    pub same_site: SameSitePolicy,
+    pub cookie_key: String,
+}
+
+// Hand-written so the cookie key never reaches a log line.
+impl std::fmt::Debug for SessionSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionSettings")
+            .field("idle_timeout_secs", &self.idle_timeout_secs)
+            .field("absolute_timeout_secs", &self.absolute_timeout_secs)
+            .field("touch_interval_secs", &self.touch_interval_secs)
+            .field("cookie_name", &self.cookie_name)
+            .field("same_site", &self.same_site)
+            .field("cookie_key", &"[redacted]")
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ThrottleSettings {
+    pub max_failures_per_account: u64,
+    pub max_failures_per_ip: u64,
+    pub window_secs: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            server: ServerSettings {
+                bind: "127.0.0.1:8080".into(),
+                workers: 0,
+                max_body_bytes: 4096,
+                trust_forwarded_for: false,
+            },
+            store: StoreSettings {
+                url: "memory://".into(),
+                key_prefix: "sd:".into(),
+                timeout_ms: 2000,
+            },
+            auth: AuthSettings {
+                mode: AuthMode::Session,
+            },
+            session: SessionSettings {
+                idle_timeout_secs: 1800,
+                absolute_timeout_secs: 12 * 3600,
+                touch_interval_secs: 60,
+                cookie_name: "__Host-sid".into(),
+                same_site: SameSitePolicy::Lax,
+                cookie_key: String::new(),
+            },
+            throttle: ThrottleSettings {
+                max_failures_per_account: 5,
+                max_failures_per_ip: 50,
+                window_secs: 900,
+            },
+        }
+    }
+}
+
+impl Settings {
+    /// Built-in defaults, then the file (if it exists), then the environment.
+    pub fn load(file: &Path) -> Result<Settings, ConfigError> {
+        let settings: Settings = Figment::from(Serialized::defaults(Settings::default()))
+            .merge(Toml::file(file))
+            .merge(Env::prefixed("SESSIOND__").split("__"))
+            .extract()
+            .map_err(Box::new)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, reason: &str| ConfigError::Invalid {
+            key,
+            reason: reason.to_owned(),
+        };
+        self.server
+            .bind
+            .parse::<SocketAddr>()
+            .map_err(|e| invalid("server.bind", &e.to_string()))?;
+        if self.session.idle_timeout_secs == 0 || self.session.absolute_timeout_secs == 0 {
+            return Err(invalid("session", "timeouts must be positive"));
+        }
+        if self.session.idle_timeout_secs > self.session.absolute_timeout_secs {
+            return Err(invalid(
+                "session.idle_timeout_secs",
+                "must not exceed session.absolute_timeout_secs",
+            ));
+        }
+        if self.session.cookie_name.starts_with("__Host-") && self.session.cookie_name.len() == 7
+            || self.session.cookie_name.is_empty()
+        {
+            return Err(invalid("session.cookie_name", "must be a cookie name"));
+        }
+        if self.server.max_body_bytes < 512 {
+            return Err(invalid("server.max_body_bytes", "must be at least 512"));
+        }
+        if self.throttle.window_secs == 0 {
+            return Err(invalid("throttle.window_secs", "must be positive"));
+        }
+        Ok(())
+    }
+
+    pub fn store_timeout(&self) -> Duration {
+        Duration::from_millis(self.store.timeout_ms.max(1))
+    }
+}

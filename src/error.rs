@@ -1,0 +1,118 @@
+//! How failures reach a person. Page handlers return `PageError`; the HTTP status is decided
+//! here, once, from the error's kind. Causes are kept for the log, never shown to the client.
+
+use std::fmt;
+
+use actix_web::{HttpResponse, ResponseError, http::StatusCode, http::header};
+use askama::Template;
+
+use crate::auth::csrf::CsrfError;
+use crate::auth::password::PasswordError;
+use crate::auth::random::RandomError;
+use crate::store::StoreError;
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    title: &'a str,
+    message: &'a str,
+}
+
+/// An HTML error page; if even the template fails, plain text says the same.
+pub fn page_response(status: StatusCode, title: &str, message: &str) -> HttpResponse {
+    let body = ErrorPage { title, message }
+        .render()
+        .unwrap_or_else(|_| format!("{title}\n\n{message}\n"));
+    HttpResponse::build(status)
+        .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
+        .body(body)
+}
+
+pub fn service_unavailable_page() -> HttpResponse {
+    let mut response = page_response(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Temporarily unavailable",
+        "The session store is not answering right now. You have not been logged out: \
+         please try again in a moment.",
+    );
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+    response
+}
+
+#[derive(thiserror::Error)]
+pub enum PageError {
+    #[error("CSRF check failed")]
+    Csrf(#[source] CsrfError),
+    #[error("the store is unavailable")]
+    StoreUnavailable(#[from] StoreError),
+    #[error("password hashing failed")]
+    Password(#[from] PasswordError),
+    #[error("could not render a template")]
+    Template(#[from] askama::Error),
+    #[error("no randomness")]
+    Random(#[from] RandomError),
+    #[error("the session state could not be written: {0}")]
+    SessionState(String),
+}
+
+impl From<CsrfError> for PageError {
+    fn from(err: CsrfError) -> Self {
+        match err {
+            CsrfError::Random(e) => PageError::Random(e),
+            other => PageError::Csrf(other),
+        }
+    }
+}
+
+// Debug walks the whole cause chain, so the log line of a failed request explains itself.
+impl fmt::Debug for PageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{self}")?;
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            write!(f, "\n  caused by: {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+impl ResponseError for PageError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            PageError::Csrf(_) => StatusCode::FORBIDDEN,
+            PageError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            PageError::Password(_)
+            | PageError::Template(_)
+            | PageError::Random(_)
+            | PageError::SessionState(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match self {
+            PageError::Csrf(_) => page_response(
+                StatusCode::FORBIDDEN,
+                "Form expired",
+                "This form was not issued to your session, or it came from another site. \
+                 Go back, reload the page and try again.",
+            ),
+            PageError::StoreUnavailable(e) => {
+                tracing::error!(error = ?e, "store unavailable");
+                service_unavailable_page()
+            }
+            other => {
+                tracing::error!(error = ?other, "request failed");
+                page_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong",
+                    "The server could not complete this request.",
+                )
+            }
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! sessiond: server-side sessions in Redis, the boring correct alternative to JWTs.
+//!
+//! - `store`: where sessions, users and counters live (Redis, or embedded memory).
+//! - `auth`: how a request becomes an identity (session IDs, passwords, CSRF, throttling).
+//! - `routes`: the HTTP surface; `web`: middleware shared by every route.
+//! - `users`: user administration; `startup`: builds the app for `main` and the tests.
+
+pub mod auth;
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod routes;
+pub mod startup;
+pub mod store;
+pub mod telemetry;
+pub mod users;
+pub mod web;

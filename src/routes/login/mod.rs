@@ -1,0 +1,26 @@
+//! `GET /login` shows the form; `POST /login` checks it.
+
+pub mod get;
+pub mod post;
+
+use actix_web::{HttpResponse, http::StatusCode};
+use askama::Template;
+
+use crate::error::PageError;
+
+#[derive(Template)]
+#[template(path = "login.html")]
+pub struct LoginPage<'a> {
+    pub csrf: &'a str,
+    pub next: Option<&'a str>,
+    pub username: &'a str,
+    pub message: Option<&'a str>,
+}
+
+impl LoginPage<'_> {
+    pub fn respond(&self, status: StatusCode) -> Result<HttpResponse, PageError> {
+        Ok(HttpResponse::build(status)
+            .content_type("text/html; charset=utf-8")
+            .body(self.render()?))
+    }
+}

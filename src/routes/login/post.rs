@@ -1,0 +1,118 @@
+use actix_session::Session;
+use actix_web::{HttpRequest, HttpResponse, http::StatusCode, http::header, web};
+use serde::Deserialize;
+
+use super::LoginPage;
+use crate::auth::password::{self, MAX_PASSWORD_LEN};
+use crate::auth::throttle::{LoginThrottle, Verdict};
+use crate::auth::csrf;
+use crate::error::PageError;
+use crate::routes::{client_ip, safe_next, see_other};
+use crate::startup::AppState;
+use crate::store::UID_FIELD;
+use crate::users::normalize_name;
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    username: String,
+    password: String,
+    csrf: Option<String>,
+    next: Option<String>,
+}
+
+/// One message for every failure, so the page never tells whether the account exists.
+const INVALID_CREDENTIALS: &str = "Invalid user name or password.";
+
+#[tracing::instrument(name = "login", skip_all, fields(username = tracing::field::Empty))]
+pub async fn post(
+    req: HttpRequest,
+    form: web::Form<LoginForm>,
+    session: Session,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    csrf::verify(&session, form.csrf.as_deref())?;
+    let form = form.into_inner();
+    let next = safe_next(form.next.as_deref());
+    let typed_name: String = form.username.trim().to_ascii_lowercase().chars().take(64).collect();
+    let username = normalize_name(&form.username).ok();
+    tracing::Span::current().record("username", typed_name.as_str());
+
+    let ip = client_ip(&req, &state.settings);
+    let throttle = LoginThrottle::new(&state.store, &state.settings.throttle, &typed_name, &ip);
+    let retry_page = |message: &str, status| -> Result<HttpResponse, PageError> {
+        let token = csrf::token(&session)?;
+        LoginPage {
+            csrf: &token,
+            next: Some(next.as_str()).filter(|n| *n != "/"),
+            username: &typed_name,
+            message: Some(message),
+        }
+        .respond(status)
+    };
+
+    if let Verdict::Throttled { retry_after_secs } = throttle.check().await? {
+        tracing::warn!(ip, "login throttled");
+        let minutes = (retry_after_secs + 59) / 60;
+        let mut response = retry_page(
+            &format!(
+                "Too many failed logins. Try again in {minutes} minute{}.",
+                if minutes == 1 { "" } else { "s" }
+            ),
+            StatusCode::TOO_MANY_REQUESTS,
+        )?;
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            header::HeaderValue::from(retry_after_secs),
+        );
+        return Ok(response);
+    }
+
+    let user = match &username {
+        Some(name) => state.store.user(name).await?,
+        None => None,
+    };
+    // An unknown user still costs one argon2 verification, against a dummy hash, so response
+    // time does not reveal which accounts exist. A disabled account is checked the same way.
+    let (phc, usable) = match &user {
+        Some(user) => (user.phc.clone(), !user.disabled),
+        None => (state.dummy_phc.to_string(), false),
+    };
+    let candidate = if form.password.len() <= MAX_PASSWORD_LEN {
+        form.password
+    } else {
+        String::new()
+    };
+    let password_ok = password::verify_password(phc, candidate).await?;
+
+    let Some(user) = user.filter(|_| password_ok && usable) else {
+        throttle.record_failure().await?;
+        tracing::info!(ip, "login failed");
+        return retry_page(INVALID_CREDENTIALS, StatusCode::UNAUTHORIZED);
+    };
+
+    // A new session ID at the moment of authentication: whatever ID the browser held before
+    // (possibly planted by an attacker) is deleted and stays anonymous.
+    session.renew();
+    session.clear();
+    let user_agent: String = req
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .chars()
+        .take(256)
+        .collect();
+    remember(&session, UID_FIELD, &user.name)?;
+    remember(&session, "ip", &ip)?;
+    remember(&session, "ua", &user_agent)?;
+    remember(&session, "auth_at", state.clock.now())?;
+    csrf::rotate(&session)?;
+    tracing::info!(ip, "login succeeded");
+    Ok(see_other(&next))
+}
+
+fn remember(session: &Session, key: &str, value: impl serde::Serialize) -> Result<(), PageError> {
+    session
+        .insert(key, value)
+        .map_err(|e| PageError::SessionState(e.to_string()))
+}

@@ -1,0 +1,266 @@
+//! Builds the application once, for `main` and for the tests alike: a test server is the real
+//! server on port 0.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_session::SessionMiddleware;
+use actix_session::config::{BrowserSession, CookieContentSecurity};
+use actix_web::cookie::{Key, SameSite, time};
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::error::{InternalError, JsonPayloadError, UrlencodedError};
+use actix_web::middleware::from_fn;
+use actix_web::{App, HttpRequest, HttpServer, ResponseError, web};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use tracing_actix_web::TracingLogger;
+
+use crate::auth::password::hash_password_blocking;
+use crate::auth::random::{RandomError, random_bytes, random_token};
+use crate::auth::session_store::SessionBackend;
+use crate::clock::Clock;
+use crate::config::{SameSitePolicy, Settings};
+use crate::error::page_response;
+use crate::routes;
+use crate::store::{Store, StoreError};
+use crate::users::{self, UserError};
+use crate::web::middleware::{reject_cross_site, security_headers, store_outage_as_503};
+
+/// What every handler can reach.
+pub struct AppState {
+    pub store: Arc<Store>,
+    pub settings: Arc<Settings>,
+    pub clock: Clock,
+    /// Verified against when the user does not exist, so that case costs the same time.
+    pub dummy_phc: Arc<str>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("could not bootstrap the admin user")]
+    Bootstrap(#[from] UserError),
+    #[error("session.cookie_key must be base64 of at least 64 bytes")]
+    CookieKey,
+    #[error(transparent)]
+    Random(#[from] RandomError),
+    #[error("could not compute the dummy password hash")]
+    Password(#[from] crate::auth::password::PasswordError),
+    #[error("could not listen on {addr}")]
+    Bind {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    store: Arc<Store>,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> Result<Application, StartupError> {
+        Application::build_with_clock(settings, Clock::system()).await
+    }
+
+    pub async fn build_with_clock(
+        settings: Settings,
+        clock: Clock,
+    ) -> Result<Application, StartupError> {
+        let store = Arc::new(Store::open(&settings, clock.clone())?);
+        match store.as_ref() {
+            Store::Memory(_) => tracing::warn!(
+                "store: memory (embedded). Nothing persists: sessions and users vanish when \
+                 the process stops, and other instances cannot see them. Set store.url to a \
+                 redis:// URL for anything but a trial."
+            ),
+            Store::Redis(_) => tracing::info!(url = %redact_url(&settings.store.url), "store: redis"),
+        }
+        wait_for_store(&store).await;
+
+        let cookie_key = cookie_key(&settings, &store).await?;
+        if let Some(password) = users::bootstrap_admin(&store, &clock).await? {
+            // Printed once, at the only moment it exists in clear; it is not stored anywhere.
+            tracing::warn!(
+                user = "admin",
+                password = %password,
+                "created the first user; log in and keep this password safe, it is not shown again"
+            );
+        }
+        let dummy_password = random_token()?;
+        let dummy_phc: Arc<str> = tokio::task::spawn_blocking(move || {
+            hash_password_blocking(&dummy_password)
+        })
+        .await
+        .map_err(crate::auth::password::PasswordError::from)??
+        .into();
+
+        let listener = TcpListener::bind(&settings.server.bind).map_err(|source| {
+            StartupError::Bind {
+                addr: settings.server.bind.clone(),
+                source,
+            }
+        })?;
+        let port = listener
+            .local_addr()
+            .map_err(|source| StartupError::Bind {
+                addr: settings.server.bind.clone(),
+                source,
+            })?
+            .port();
+        let settings = Arc::new(settings);
+        let state = web::Data::new(AppState {
+            store: store.clone(),
+            settings: settings.clone(),
+            clock,
+            dummy_phc,
+        });
+        let server = run(listener, state, cookie_key).map_err(|source| StartupError::Bind {
+            addr: settings.server.bind.clone(),
+            source,
+        })?;
+        tracing::info!(port, mode = settings.auth.mode.as_str(), "listening");
+        Ok(Application {
+            port,
+            server,
+            store,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn store(&self) -> Arc<Store> {
+        self.store.clone()
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn run(
+    listener: TcpListener,
+    state: web::Data<AppState>,
+    cookie_key: Key,
+) -> std::io::Result<Server> {
+    let settings = state.settings.clone();
+    let body_limit = settings.server.max_body_bytes;
+    let workers = match settings.server.workers {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    let server = HttpServer::new(move || {
+        let session = &state.settings.session;
+        let same_site = match session.same_site {
+            SameSitePolicy::Lax => SameSite::Lax,
+            SameSitePolicy::Strict => SameSite::Strict,
+        };
+        let sessions = SessionMiddleware::builder(
+            SessionBackend::new(state.store.clone()),
+            cookie_key.clone(),
+        )
+        .cookie_name(session.cookie_name.clone())
+        .cookie_secure(true)
+        .cookie_http_only(true)
+        .cookie_same_site(same_site)
+        .cookie_path("/".to_owned())
+        .cookie_domain(None)
+        .cookie_content_security(CookieContentSecurity::Signed)
+        // A browser-session cookie: the server alone decides when a session ends.
+        .session_lifecycle(
+            BrowserSession::default()
+                .state_ttl(time::Duration::seconds(session.idle_timeout_secs as i64)),
+        )
+        .build();
+        App::new()
+            .wrap(sessions)
+            .wrap(from_fn(store_outage_as_503))
+            .wrap(from_fn(reject_cross_site))
+            .wrap(security_headers())
+            .wrap(TracingLogger::default())
+            .app_data(state.clone())
+            .app_data(web::PayloadConfig::new(body_limit))
+            .app_data(
+                web::FormConfig::default()
+                    .limit(body_limit)
+                    .error_handler(form_error),
+            )
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(body_limit)
+                    .error_handler(json_error),
+            )
+            .configure(routes::configure)
+            .default_service(web::to(routes::not_found))
+    })
+    .workers(workers)
+    .shutdown_timeout(5)
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+/// Bad forms get a page saying what was wrong with the request: 413 when too large, 400 else.
+fn form_error(err: UrlencodedError, _req: &HttpRequest) -> actix_web::Error {
+    let status = err.status_code();
+    let message = if status.as_u16() == 413 {
+        "The form was larger than this server accepts."
+    } else {
+        "The form could not be read. Reload the page and try again."
+    };
+    let response = page_response(status, "Bad request", message);
+    InternalError::from_response(err, response).into()
+}
+
+fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+    let status = err.status_code();
+    let response = actix_web::HttpResponse::build(status)
+        .json(serde_json::json!({"error": "invalid JSON body", "detail": err.to_string()}));
+    InternalError::from_response(err, response).into()
+}
+
+/// Redis may still be starting (or down) when we are: wait for it instead of crashing, so a
+/// deployment's start order does not matter.
+async fn wait_for_store(store: &Store) {
+    let mut attempt = 0u32;
+    while let Err(e) = store.ping().await {
+        attempt += 1;
+        tracing::warn!(error = %e, attempt, "store not answering yet; retrying");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn cookie_key(settings: &Settings, store: &Store) -> Result<Key, StartupError> {
+    let encoded = if settings.session.cookie_key.is_empty() {
+        // Every instance sharing the store must sign cookies with the same key; the first one
+        // to start generates it, the others read it.
+        let candidate = STANDARD.encode(random_bytes::<64>()?);
+        store.shared_secret("cookie_key", &candidate).await?
+    } else {
+        settings.session.cookie_key.clone()
+    };
+    let bytes = STANDARD
+        .decode(encoded.trim())
+        .map_err(|_| StartupError::CookieKey)?;
+    Key::try_from(bytes.as_slice()).map_err(|_| StartupError::CookieKey)
+}
+
+/// The URL without its password, for the log.
+fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://[redacted]@{}", &url[..scheme_end], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}

@@ -1,0 +1,106 @@
+use actix_session::storage::{LoadError, SaveError, UpdateError};
+use actix_web::{
+    Error, HttpResponse,
+    body::{EitherBody, MessageBody},
+    dev::{ServiceRequest, ServiceResponse},
+    error::InternalError,
+    http::{Method, StatusCode, header},
+    middleware::{DefaultHeaders, Next},
+};
+
+use crate::error::{page_response, service_unavailable_page};
+
+/// Headers every response carries. `no-store` goes on everything but the stylesheet (which
+/// sets its own): pages here are either authenticated or set a cookie.
+pub fn security_headers() -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+             frame-ancestors 'none'; base-uri 'none'",
+        ))
+        .add((header::X_FRAME_OPTIONS, "DENY"))
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .add((header::REFERRER_POLICY, "same-origin"))
+        .add((header::CACHE_CONTROL, "no-store"))
+}
+
+/// actix-session reports a failing store as an opaque 500 from inside its middleware. This
+/// wrapper, placed around it, turns exactly those errors into the 503 page: the person is not
+/// logged out, only asked to retry, and the next request after Redis is back works again.
+pub async fn store_outage_as_503(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+    let http_request = req.request().clone();
+    match next.call(req).await {
+        Ok(response) => Ok(response.map_into_left_body()),
+        Err(err) if is_session_store_error(&err) => {
+            tracing::error!(error = %err, "session store unavailable");
+            let response = if http_request.path().starts_with("/api/") {
+                HttpResponse::ServiceUnavailable()
+                    .insert_header((header::RETRY_AFTER, "5"))
+                    .json(serde_json::json!({"error": "store unavailable"}))
+            } else {
+                service_unavailable_page()
+            };
+            Ok(ServiceResponse::new(http_request, response).map_into_right_body())
+        }
+        Err(err) => Err(err),
+    }
+}
+
+fn is_session_store_error(err: &Error) -> bool {
+    err.as_error::<InternalError<LoadError>>().is_some()
+        || err.as_error::<InternalError<SaveError>>().is_some()
+        || err.as_error::<InternalError<UpdateError>>().is_some()
+        || err.as_error::<InternalError<anyhow::Error>>().is_some()
+}
+
+/// Refuses state-changing requests that the browser says come from another site. SameSite
+/// cookies already keep the session cookie off most of them; this also covers the login form
+/// (login CSRF) and browsers that ignore SameSite.
+pub async fn reject_cross_site(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+    let unsafe_method = !matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS);
+    if unsafe_method && is_cross_site(&req) {
+        tracing::warn!(path = req.path(), "cross-site request refused");
+        let response = page_response(
+            StatusCode::FORBIDDEN,
+            "Cross-site request refused",
+            "This request came from another site and was not carried out.",
+        );
+        return Ok(req.into_response(response).map_into_right_body());
+    }
+    next.call(req).await.map(ServiceResponse::map_into_left_body)
+}
+
+fn is_cross_site(req: &ServiceRequest) -> bool {
+    let header = |name| {
+        req.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap_or("\u{0}").to_ascii_lowercase())
+    };
+    if let Some(site) = header("sec-fetch-site")
+        && site != "same-origin"
+        && site != "none"
+    {
+        return true;
+    }
+    if let Some(origin) = header("origin") {
+        let host = req
+            .headers()
+            .get(header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        // "null" (sandboxed frames, some redirects) and anything naming another host are refused.
+        let origin_host = origin
+            .strip_prefix("https://")
+            .or_else(|| origin.strip_prefix("http://"));
+        return origin_host != Some(host.as_str());
+    }
+    false
+}
