@@ -97,7 +97,11 @@ async fn user_command(
             std::io::stdin().lock().read_line(&mut password)?;
             let password = password.trim_end_matches(['\r', '\n']);
             let user = users::create_user(&store, &clock, &name, password, &roles).await?;
-            format!("created user {} with roles [{}]", user.name, user.roles.join(", "))
+            format!(
+                "created user {} with roles [{}]",
+                user.name,
+                user.roles.join(", ")
+            )
         }
         UserCommand::SetRoles { name, roles } => {
             users::set_roles(&store, &name, &roles).await?;

@@ -87,9 +87,7 @@ impl ResponseError for PageError {
             PageError::Password(_)
             | PageError::Template(_)
             | PageError::Random(_)
-            | PageError::SessionState(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            | PageError::SessionState(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod metrics;
 pub mod routes;
 pub mod startup;
 pub mod store;

@@ -22,6 +22,7 @@ use crate::auth::session_store::SessionBackend;
 use crate::clock::Clock;
 use crate::config::{SameSitePolicy, Settings};
 use crate::error::page_response;
+use crate::metrics::Metrics;
 use crate::routes;
 use crate::store::{Store, StoreError};
 use crate::users::{self, UserError};
@@ -34,6 +35,7 @@ pub struct AppState {
     pub clock: Clock,
     /// Verified against when the user does not exist, so that case costs the same time.
     pub dummy_phc: Arc<str>,
+    pub metrics: Arc<Metrics>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +62,7 @@ pub struct Application {
     port: u16,
     server: Server,
     store: Arc<Store>,
+    metrics: Arc<Metrics>,
 }
 
 impl Application {
@@ -78,7 +81,9 @@ impl Application {
                  the process stops, and other instances cannot see them. Set store.url to a \
                  redis:// URL for anything but a trial."
             ),
-            Store::Redis(_) => tracing::info!(url = %redact_url(&settings.store.url), "store: redis"),
+            Store::Redis(_) => {
+                tracing::info!(url = %redact_url(&settings.store.url), "store: redis")
+            }
         }
         wait_for_store(&store).await;
 
@@ -92,19 +97,17 @@ impl Application {
             );
         }
         let dummy_password = random_token()?;
-        let dummy_phc: Arc<str> = tokio::task::spawn_blocking(move || {
-            hash_password_blocking(&dummy_password)
-        })
-        .await
-        .map_err(crate::auth::password::PasswordError::from)??
-        .into();
+        let dummy_phc: Arc<str> =
+            tokio::task::spawn_blocking(move || hash_password_blocking(&dummy_password))
+                .await
+                .map_err(crate::auth::password::PasswordError::from)??
+                .into();
 
-        let listener = TcpListener::bind(&settings.server.bind).map_err(|source| {
-            StartupError::Bind {
+        let listener =
+            TcpListener::bind(&settings.server.bind).map_err(|source| StartupError::Bind {
                 addr: settings.server.bind.clone(),
                 source,
-            }
-        })?;
+            })?;
         let port = listener
             .local_addr()
             .map_err(|source| StartupError::Bind {
@@ -113,11 +116,13 @@ impl Application {
             })?
             .port();
         let settings = Arc::new(settings);
+        let metrics = Arc::new(Metrics::default());
         let state = web::Data::new(AppState {
             store: store.clone(),
             settings: settings.clone(),
             clock,
             dummy_phc,
+            metrics: metrics.clone(),
         });
         let server = run(listener, state, cookie_key).map_err(|source| StartupError::Bind {
             addr: settings.server.bind.clone(),
@@ -128,6 +133,7 @@ impl Application {
             port,
             server,
             store,
+            metrics,
         })
     }
 
@@ -137,6 +143,10 @@ impl Application {
 
     pub fn store(&self) -> Arc<Store> {
         self.store.clone()
+    }
+
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
     }
 
     pub fn handle(&self) -> ServerHandle {

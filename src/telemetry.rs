@@ -10,3 +10,12 @@ pub fn init() {
         .with_target(false)
         .try_init();
 }
+
+/// For tests: logs go through libtest's capture, shown only for a failing test.
+pub fn init_for_tests() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}

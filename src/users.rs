@@ -8,7 +8,9 @@ use crate::store::{Store, StoreError, UserRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum UserError {
-    #[error("user names are 1-64 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit")]
+    #[error(
+        "user names are 1-64 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit"
+    )]
     BadName,
     #[error("roles are 1-32 characters of a-z, 0-9, '_' and '-', starting with a letter")]
     BadRole,
@@ -44,7 +46,8 @@ pub fn validate_roles(roles: &[String]) -> Result<Vec<String>, UserError> {
     for role in roles {
         let mut chars = role.chars();
         let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase());
-        let rest_ok = chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-'));
+        let rest_ok =
+            chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-'));
         if !(first_ok && rest_ok && role.len() <= 32) {
             return Err(UserError::BadRole);
         }

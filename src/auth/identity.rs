@@ -88,8 +88,9 @@ impl ResponseError for AuthError {
 
     fn error_response(&self) -> HttpResponse {
         match self {
-            AuthError::Anonymous { api: true, .. } => HttpResponse::Unauthorized()
-                .json(serde_json::json!({"error": "unauthenticated"})),
+            AuthError::Anonymous { api: true, .. } => {
+                HttpResponse::Unauthorized().json(serde_json::json!({"error": "unauthenticated"}))
+            }
             AuthError::Anonymous { api: false, next } => {
                 let location = if next == "/" {
                     "/login".to_owned()

@@ -72,7 +72,11 @@ impl SessionStore for SessionBackend {
             .get(UID_FIELD)
             .and_then(|raw| serde_json::from_str::<String>(raw).ok());
         self.store
-            .create_session(&session_id_hash(&id), uid.as_deref(), application_fields(state))
+            .create_session(
+                &session_id_hash(&id),
+                uid.as_deref(),
+                application_fields(state),
+            )
             .await
             .map_err(|e| SaveError::Other(e.into()))?;
         SessionKey::try_from(id).map_err(|e| SaveError::Other(e.into()))

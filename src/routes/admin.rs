@@ -1,7 +1,7 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 
-use crate::auth::{AuthError, Identity};
+use crate::auth::{AuthError, Identity, csrf};
 use crate::error::PageError;
 use crate::startup::AppState;
 
@@ -12,6 +12,7 @@ struct AdminPage<'a> {
     user_count: u64,
     store_kind: &'a str,
     mode: &'a str,
+    csrf: &'a str,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -46,11 +47,13 @@ pub async fn get(
 ) -> Result<HttpResponse, AdminError> {
     identity.require_role("admin", &req)?;
     let user_count = state.store.user_count().await.map_err(PageError::from)?;
+    let token = csrf::token(identity.session()).map_err(PageError::from)?;
     let body = AdminPage {
         username: &identity.username,
         user_count,
         store_kind: state.store.kind(),
         mode: state.settings.auth.mode.as_str(),
+        csrf: &token,
     }
     .render()
     .map_err(PageError::from)?;

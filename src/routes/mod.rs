@@ -69,9 +69,7 @@ pub fn safe_next(next: Option<&str>) -> String {
             if path.starts_with('/')
                 && !path.starts_with("//")
                 && path.len() <= 512
-                && path
-                    .bytes()
-                    .all(|b| b.is_ascii_graphic() && b != b'\\') =>
+                && path.bytes().all(|b| b.is_ascii_graphic() && b != b'\\') =>
         {
             path.to_owned()
         }

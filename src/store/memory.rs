@@ -45,7 +45,9 @@ impl MemoryStore {
     // A panic while holding the lock cannot leave the maps half-written in a way later calls
     // would trip over (every mutation is a single insert/remove), so a poisoned lock is reused.
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

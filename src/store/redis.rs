@@ -226,9 +226,11 @@ impl RedisStore {
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
-        self.run(|mut conn| async move { redis::cmd("PING").query_async::<String>(&mut conn).await })
-            .await
-            .map(|_| ())
+        self.run(
+            |mut conn| async move { redis::cmd("PING").query_async::<String>(&mut conn).await },
+        )
+        .await
+        .map(|_| ())
     }
 
     pub async fn load_session(
@@ -361,7 +363,12 @@ impl RedisStore {
         Ok(created == 1)
     }
 
-    async fn set_user_field(&self, name: &str, field: &str, value: &str) -> Result<bool, StoreError> {
+    async fn set_user_field(
+        &self,
+        name: &str,
+        field: &str,
+        value: &str,
+    ) -> Result<bool, StoreError> {
         let mut invocation = self.scripts.set_user_field.key(self.keys.user(name));
         invocation.arg(field).arg(value);
         let updated: i64 = self
@@ -412,14 +419,22 @@ impl RedisStore {
             .collect())
     }
 
-    pub async fn bump_counters(&self, counters: &[String], window_secs: i64) -> Result<(), StoreError> {
+    pub async fn bump_counters(
+        &self,
+        counters: &[String],
+        window_secs: i64,
+    ) -> Result<(), StoreError> {
         let mut pipe = redis::pipe();
         pipe.atomic();
         for counter in counters {
             let key = self.keys.throttle(counter);
             pipe.incr(&key, 1).ignore();
             // NX: the window starts at the first failure and is not pushed back by later ones.
-            pipe.cmd("EXPIRE").arg(&key).arg(window_secs).arg("NX").ignore();
+            pipe.cmd("EXPIRE")
+                .arg(&key)
+                .arg(window_secs)
+                .arg("NX")
+                .ignore();
         }
         self.run(|mut conn| async move { pipe.query_async::<()>(&mut conn).await })
             .await

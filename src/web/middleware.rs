@@ -12,17 +12,32 @@ use crate::error::{page_response, service_unavailable_page};
 
 /// Headers every response carries. `no-store` goes on everything but the stylesheet (which
 /// sets its own): pages here are either authenticated or set a cookie.
+const SECURITY_HEADERS: [(header::HeaderName, &str); 5] = [
+    (
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
+         frame-ancestors 'none'; base-uri 'none'",
+    ),
+    (header::X_FRAME_OPTIONS, "DENY"),
+    (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+    (header::REFERRER_POLICY, "same-origin"),
+    (header::CACHE_CONTROL, "no-store"),
+];
+
 pub fn security_headers() -> DefaultHeaders {
-    DefaultHeaders::new()
-        .add((
-            header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
-             frame-ancestors 'none'; base-uri 'none'",
-        ))
-        .add((header::X_FRAME_OPTIONS, "DENY"))
-        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-        .add((header::REFERRER_POLICY, "same-origin"))
-        .add((header::CACHE_CONTROL, "no-store"))
+    SECURITY_HEADERS
+        .into_iter()
+        .fold(DefaultHeaders::new(), |headers, pair| headers.add(pair))
+}
+
+/// For responses built from middleware errors, which bypass `DefaultHeaders`.
+fn with_security_headers(mut response: HttpResponse) -> HttpResponse {
+    for (name, value) in SECURITY_HEADERS {
+        response
+            .headers_mut()
+            .insert(name, header::HeaderValue::from_static(value));
+    }
+    response
 }
 
 /// actix-session reports a failing store as an opaque 500 from inside its middleware. This
@@ -31,22 +46,23 @@ pub fn security_headers() -> DefaultHeaders {
 pub async fn store_outage_as_503(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
-    let http_request = req.request().clone();
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let api = req.path().starts_with("/api/");
     match next.call(req).await {
-        Ok(response) => Ok(response.map_into_left_body()),
         Err(err) if is_session_store_error(&err) => {
             tracing::error!(error = %err, "session store unavailable");
-            let response = if http_request.path().starts_with("/api/") {
+            let response = if api {
                 HttpResponse::ServiceUnavailable()
                     .insert_header((header::RETRY_AFTER, "5"))
                     .json(serde_json::json!({"error": "store unavailable"}))
             } else {
                 service_unavailable_page()
             };
-            Ok(ServiceResponse::new(http_request, response).map_into_right_body())
+            // The request was handed to the inner service, so the answer travels as an error
+            // whose response is the 503.
+            Err(InternalError::from_response(err, with_security_headers(response)).into())
         }
-        Err(err) => Err(err),
+        other => other,
     }
 }
 
@@ -74,7 +90,9 @@ pub async fn reject_cross_site(
         );
         return Ok(req.into_response(response).map_into_right_body());
     }
-    next.call(req).await.map(ServiceResponse::map_into_left_body)
+    next.call(req)
+        .await
+        .map(ServiceResponse::map_into_left_body)
 }
 
 fn is_cross_site(req: &ServiceRequest) -> bool {

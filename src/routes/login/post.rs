@@ -3,10 +3,11 @@ use actix_web::{HttpRequest, HttpResponse, http::StatusCode, http::header, web};
 use serde::Deserialize;
 
 use super::LoginPage;
+use crate::auth::csrf;
 use crate::auth::password::{self, MAX_PASSWORD_LEN};
 use crate::auth::throttle::{LoginThrottle, Verdict};
-use crate::auth::csrf;
 use crate::error::PageError;
+use crate::metrics::Metrics;
 use crate::routes::{client_ip, safe_next, see_other};
 use crate::startup::AppState;
 use crate::store::UID_FIELD;
@@ -33,7 +34,13 @@ pub async fn post(
     csrf::verify(&session, form.csrf.as_deref())?;
     let form = form.into_inner();
     let next = safe_next(form.next.as_deref());
-    let typed_name: String = form.username.trim().to_ascii_lowercase().chars().take(64).collect();
+    let typed_name: String = form
+        .username
+        .trim()
+        .to_ascii_lowercase()
+        .chars()
+        .take(64)
+        .collect();
     let username = normalize_name(&form.username).ok();
     tracing::Span::current().record("username", typed_name.as_str());
 
@@ -52,6 +59,7 @@ pub async fn post(
 
     if let Verdict::Throttled { retry_after_secs } = throttle.check().await? {
         tracing::warn!(ip, "login throttled");
+        Metrics::inc(&state.metrics.logins_throttled);
         let minutes = (retry_after_secs + 59) / 60;
         let mut response = retry_page(
             &format!(
@@ -83,9 +91,11 @@ pub async fn post(
         String::new()
     };
     let password_ok = password::verify_password(phc, candidate).await?;
+    Metrics::inc(&state.metrics.password_verifications);
 
     let Some(user) = user.filter(|_| password_ok && usable) else {
         throttle.record_failure().await?;
+        Metrics::inc(&state.metrics.logins_failed);
         tracing::info!(ip, "login failed");
         return retry_page(INVALID_CREDENTIALS, StatusCode::UNAUTHORIZED);
     };
@@ -107,6 +117,7 @@ pub async fn post(
     remember(&session, "ua", &user_agent)?;
     remember(&session, "auth_at", state.clock.now())?;
     csrf::rotate(&session)?;
+    Metrics::inc(&state.metrics.logins_succeeded);
     tracing::info!(ip, "login succeeded");
     Ok(see_other(&next))
 }

@@ -1,0 +1,148 @@
+//! A real headless Chromium, driven through chromedriver, logs in and out through the forms.
+
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{ClientBuilder, Locator};
+use hyper_util::client::legacy::connect::HttpConnector;
+
+use super::helpers::{Backend, PASSWORD, spawn_app};
+use super::redis_server::{free_port, require_binary};
+
+struct ChromeDriver {
+    port: u16,
+    child: Child,
+    profile: std::path::PathBuf,
+}
+
+impl ChromeDriver {
+    fn start() -> ChromeDriver {
+        require_binary("chromium", "chromium");
+        require_binary("chromedriver", "chromium-driver");
+        let port = free_port();
+        let child = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("chromedriver starts");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "chromedriver did not listen");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let profile = std::env::temp_dir().join(format!("sessiond-chromium-{port}"));
+        ChromeDriver {
+            port,
+            child,
+            profile,
+        }
+    }
+
+    async fn browser(&self) -> fantoccini::Client {
+        let mut capabilities = serde_json::Map::new();
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--no-first-run", "--disable-quic",
+                    format!("--user-data-dir={}", self.profile.display()),
+                ]
+            }),
+        );
+        ClientBuilder::new(HttpConnector::new())
+            .capabilities(capabilities)
+            .connect(&format!("http://127.0.0.1:{}", self.port))
+            .await
+            .expect("a Chromium session")
+    }
+}
+
+impl Drop for ChromeDriver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
+
+#[actix_web::test]
+async fn a_person_logs_in_sees_their_name_logs_out_and_cannot_go_back() {
+    // Arrange
+    let app = spawn_app(Backend::Redis).await;
+    app.create_user("alice", &["admin"]).await;
+    let driver = ChromeDriver::start();
+    let browser = driver.browser().await;
+
+    // Act: open a protected page, get sent to the form, log in.
+    browser
+        .goto(&format!("{}/admin", app.address))
+        .await
+        .unwrap();
+    assert_eq!(browser.current_url().await.unwrap().path(), "/login");
+    browser
+        .find(Locator::Id("username"))
+        .await
+        .unwrap()
+        .send_keys("alice")
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Id("password"))
+        .await
+        .unwrap()
+        .send_keys(PASSWORD)
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    // Assert: back on the page asked for, signed in; the Secure cookie works on loopback HTTP.
+    assert_eq!(browser.current_url().await.unwrap().path(), "/admin");
+    let cookie = browser
+        .get_named_cookie("__Host-sid")
+        .await
+        .expect("session cookie");
+    assert_eq!(cookie.secure(), Some(true));
+    assert_eq!(cookie.http_only(), Some(true));
+    browser.goto(&format!("{}/", app.address)).await.unwrap();
+    let name = browser
+        .find(Locator::Id("username"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(name, "alice");
+
+    // Act: log out from the admin page, then press Back.
+    browser
+        .goto(&format!("{}/admin", app.address))
+        .await
+        .unwrap();
+    browser
+        .find(Locator::Id("logout"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    assert_eq!(browser.current_url().await.unwrap().path(), "/login");
+    browser.back().await.unwrap();
+
+    // Assert: the protected page is not shown from cache; the browser lands on the login form.
+    let url = browser.current_url().await.unwrap();
+    assert_eq!(url.path(), "/login");
+    assert_eq!(url.query(), Some("next=%2Fadmin"));
+    assert!(browser.find(Locator::Id("password")).await.is_ok());
+    browser.close().await.unwrap();
+}

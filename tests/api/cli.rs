@@ -1,0 +1,108 @@
+//! `sessiond user ...` against a real Redis, seen through a running app.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::sync::Arc;
+
+use super::helpers::spawn_app_on;
+use super::redis_server::RedisServer;
+
+fn sessiond(store_url: &str, prefix: &str, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sessiond"))
+        .args(["--config", "/nonexistent/sessiond.toml"])
+        .args(args)
+        .env("SESSIOND__STORE__URL", store_url)
+        .env("SESSIOND__STORE__KEY_PREFIX", prefix)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the sessiond binary runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[actix_web::test]
+async fn user_commands_take_effect_on_live_sessions() {
+    // Arrange
+    let redis = Arc::new(RedisServer::start());
+    let url = redis.url();
+    let app = spawn_app_on(Some(redis.clone()), |s| s.store.key_prefix = "cli:".into()).await;
+    let add = sessiond(
+        &url,
+        "cli:",
+        &["user", "add", "Bob", "--role", "editor", "--password-stdin"],
+        "a long password\n",
+    );
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+    let bob = app.browser();
+    assert_eq!(bob.login("bob", "a long password").await.status, 303);
+    assert_eq!(bob.get("/admin").await.status, 403);
+
+    // Act + Assert: each command applies to the live session on its next request.
+    let promote = sessiond(&url, "cli:", &["user", "set-roles", "bob", "admin"], "");
+    assert!(promote.status.success());
+    assert_eq!(bob.get("/admin").await.status, 200);
+
+    let disable = sessiond(&url, "cli:", &["user", "disable", "bob"], "");
+    assert!(disable.status.success());
+    assert!(String::from_utf8_lossy(&disable.stdout).contains("ended 1 live session"));
+    assert_eq!(bob.me_status().await, 401);
+    assert_eq!(
+        app.browser().login("bob", "a long password").await.status,
+        401
+    );
+
+    let enable = sessiond(&url, "cli:", &["user", "enable", "bob"], "");
+    assert!(enable.status.success());
+    assert_eq!(
+        app.browser().login("bob", "a long password").await.status,
+        303
+    );
+}
+
+#[actix_web::test]
+async fn user_commands_refuse_bad_input() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+
+    let no_stdin_flag = sessiond(&url, "x:", &["user", "add", "carol"], "");
+    let short_password = sessiond(
+        &url,
+        "x:",
+        &["user", "add", "carol", "--password-stdin"],
+        "short\n",
+    );
+    let bad_name = sessiond(
+        &url,
+        "x:",
+        &["user", "add", "no spaces", "--password-stdin"],
+        "a long password\n",
+    );
+    let unknown = sessiond(&url, "x:", &["user", "disable", "nobody"], "");
+    let memory = sessiond("memory://", "x:", &["user", "disable", "nobody"], "");
+
+    for output in [
+        &no_stdin_flag,
+        &short_password,
+        &bad_name,
+        &unknown,
+        &memory,
+    ] {
+        assert!(!output.status.success());
+    }
+    assert!(String::from_utf8_lossy(&no_stdin_flag.stderr).contains("--password-stdin"));
+    assert!(
+        String::from_utf8_lossy(&memory.stderr).contains("memory store lives inside the server")
+    );
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no user"));
+}

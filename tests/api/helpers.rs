@@ -1,0 +1,237 @@
+//! `spawn_app()` builds the real application on port 0 against the chosen store, and
+//! `Browser` is an HTTP client that keeps the session cookie the way a browser would, while
+//! letting a test read, replace or replay it.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use actix_web::cookie::Cookie;
+use reqwest::header::{HeaderMap, SET_COOKIE};
+use sessiond::clock::Clock;
+use sessiond::config::Settings;
+use sessiond::metrics::Metrics;
+use sessiond::startup::Application;
+use sessiond::store::Store;
+
+use super::redis_server::RedisServer;
+
+pub const COOKIE: &str = "__Host-sid";
+pub const PASSWORD: &str = "correct horse battery staple";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Memory,
+    Redis,
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub store: Arc<Store>,
+    pub clock: Clock,
+    pub settings: Settings,
+    pub metrics: Arc<Metrics>,
+    pub redis: Option<Arc<RedisServer>>,
+}
+
+static PREFIX: AtomicU64 = AtomicU64::new(0);
+
+pub fn test_settings() -> Settings {
+    let mut settings = Settings::default();
+    settings.server.bind = "127.0.0.1:0".into();
+    settings.server.workers = 1;
+    settings.store.key_prefix = format!("t{}:", PREFIX.fetch_add(1, Ordering::Relaxed));
+    settings
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    let redis = match backend {
+        Backend::Memory => None,
+        Backend::Redis => Some(Arc::new(RedisServer::start())),
+    };
+    spawn_app_on(redis, tweak).await
+}
+
+/// An app on an existing Redis (or on memory with `None`): two calls with the same server give
+/// two instances of one deployment.
+pub async fn spawn_app_on(
+    redis: Option<Arc<RedisServer>>,
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp {
+    sessiond::telemetry::init_for_tests();
+    let mut settings = test_settings();
+    if let Some(redis) = &redis {
+        settings.store.url = redis.url();
+    }
+    tweak(&mut settings);
+    let clock = Clock::system();
+    let app = Application::build_with_clock(settings.clone(), clock.clone())
+        .await
+        .expect("the app builds");
+    let test_app = TestApp {
+        address: format!("http://127.0.0.1:{}", app.port()),
+        store: app.store(),
+        metrics: app.metrics(),
+        clock,
+        settings,
+        redis,
+    };
+    actix_web::rt::spawn(app.run_until_stopped());
+    test_app
+}
+
+impl TestApp {
+    pub fn browser(&self) -> Browser {
+        Browser::new(&self.address)
+    }
+
+    pub async fn create_user(&self, name: &str, roles: &[&str]) {
+        let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+        sessiond::users::create_user(&self.store, &self.clock, name, PASSWORD, &roles)
+            .await
+            .expect("test user created");
+    }
+
+    /// A browser logged in as `name` (created first with `roles`).
+    pub async fn logged_in(&self, name: &str, roles: &[&str]) -> Browser {
+        self.create_user(name, roles).await;
+        let browser = self.browser();
+        let response = browser.login(name, PASSWORD).await;
+        assert_eq!(
+            response.status, 303,
+            "login of {name} failed: {}",
+            response.body
+        );
+        browser
+    }
+}
+
+pub struct Response {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: String,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn set_cookies(&self) -> Vec<Cookie<'static>> {
+        self.headers
+            .get_all(SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .filter_map(|v| Cookie::parse(v.to_owned()).ok())
+            .collect()
+    }
+
+    pub fn session_cookie(&self) -> Option<Cookie<'static>> {
+        self.set_cookies().into_iter().find(|c| c.name() == COOKIE)
+    }
+
+    pub fn csrf(&self) -> String {
+        form_value(&self.body, "csrf").expect("page has a CSRF field")
+    }
+}
+
+/// The value of a hidden input in a page.
+pub fn form_value(body: &str, name: &str) -> Option<String> {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = body.find(&marker)? + marker.len();
+    let end = body[start..].find('"')? + start;
+    Some(body[start..end].to_owned())
+}
+
+pub struct Browser {
+    client: reqwest::Client,
+    base: String,
+    cookie: Mutex<Option<String>>,
+}
+
+impl Browser {
+    pub fn new(base: &str) -> Browser {
+        Browser {
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: base.to_owned(),
+            cookie: Mutex::new(None),
+        }
+    }
+
+    /// The raw session cookie value the server issued (signature included).
+    pub fn cookie(&self) -> Option<String> {
+        self.cookie.lock().unwrap().clone()
+    }
+
+    pub fn set_cookie(&self, value: Option<String>) {
+        *self.cookie.lock().unwrap() = value;
+    }
+
+    pub async fn get(&self, path: &str) -> Response {
+        self.send(self.client.get(format!("{}{path}", self.base)))
+            .await
+    }
+
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> Response {
+        self.send(self.client.post(format!("{}{path}", self.base)).form(form))
+            .await
+    }
+
+    pub async fn send(&self, mut request: reqwest::RequestBuilder) -> Response {
+        if let Some(value) = self.cookie() {
+            request = request.header("cookie", format!("{COOKIE}={value}"));
+        }
+        let response = request.send().await.expect("request reaches the app");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.text().await.unwrap_or_default();
+        let response = Response {
+            status,
+            headers,
+            body,
+        };
+        if let Some(cookie) = response.session_cookie() {
+            let removed =
+                cookie.max_age().is_some_and(|age| age.is_zero()) || cookie.value().is_empty();
+            self.set_cookie((!removed).then(|| cookie.value().to_owned()));
+        }
+        response
+    }
+
+    pub fn request(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        self.client.request(method, format!("{}{path}", self.base))
+    }
+
+    pub async fn login(&self, name: &str, password: &str) -> Response {
+        self.login_next(name, password, None).await
+    }
+
+    pub async fn login_next(&self, name: &str, password: &str, next: Option<&str>) -> Response {
+        let csrf = self.get("/login").await.csrf();
+        let mut form = vec![("username", name), ("password", password), ("csrf", &csrf)];
+        if let Some(next) = next {
+            form.push(("next", next));
+        }
+        self.post_form("/login", &form).await
+    }
+
+    /// The CSRF token of the signed-in home page.
+    pub async fn csrf(&self) -> String {
+        self.get("/").await.csrf()
+    }
+
+    pub async fn logout(&self) -> Response {
+        let csrf = self.csrf().await;
+        self.post_form("/logout", &[("csrf", &csrf)]).await
+    }
+
+    pub async fn me_status(&self) -> u16 {
+        self.get("/api/me").await.status
+    }
+}

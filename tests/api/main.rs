@@ -1,0 +1,8 @@
+//! Integration tests: the real app on port 0, a real redis-server per test, a real Chromium.
+
+mod browser;
+mod cli;
+mod helpers;
+mod redis_only;
+mod redis_server;
+mod session;

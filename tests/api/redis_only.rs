@@ -1,0 +1,173 @@
+//! Properties only a shared Redis has: the cost per request, what Redis holds, several
+//! instances, and surviving an outage.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use super::helpers::{Backend, Browser, PASSWORD, spawn_app, spawn_app_on};
+use super::redis_server::RedisServer;
+
+/// Commands Redis counts when our load script runs them; they cost no round trip.
+const INSIDE_LOAD_SCRIPT: [&str; 6] = ["hgetall", "hmget", "hset", "expireat", "zadd", "info"];
+
+#[actix_web::test]
+async fn an_authenticated_request_costs_one_round_trip() {
+    // Arrange
+    let app = spawn_app(Backend::Redis).await;
+    let alice = app.logged_in("alice", &[]).await;
+    assert_eq!(alice.me_status().await, 200); // the script is now cached in Redis
+    let redis = app.redis.as_ref().unwrap();
+    let before = redis.command_calls();
+
+    // Act: 20 requests inside the touch interval, then one that writes "last seen".
+    for _ in 0..20 {
+        assert_eq!(alice.me_status().await, 200);
+    }
+    app.clock.advance(61);
+    assert_eq!(alice.get("/").await.status, 200);
+
+    // Assert
+    let after = redis.command_calls();
+    let delta = |name: &str| after.get(name).unwrap_or(&0) - before.get(name).unwrap_or(&0);
+    let round_trips: u64 = after
+        .keys()
+        .filter(|name| !INSIDE_LOAD_SCRIPT.contains(&name.as_str()))
+        .map(|name| delta(name))
+        .sum();
+    assert_eq!(delta("evalsha"), 21);
+    assert_eq!(
+        round_trips, 21,
+        "one EVALSHA per request and nothing else: {after:?}"
+    );
+    assert_eq!(
+        delta("hset"),
+        1,
+        "last seen is written at most once a minute"
+    );
+    assert_eq!(delta("ping"), 0, "no pool recycle check per request");
+}
+
+#[actix_web::test]
+async fn redis_holds_only_the_hash_of_a_session_id() {
+    let app = spawn_app(Backend::Redis).await;
+    let alice = app.logged_in("alice", &[]).await;
+    let cookie = alice.cookie().unwrap();
+    let id = &cookie[cookie.len() - 43..];
+    let mut conn = app.redis.as_ref().unwrap().connection().unwrap();
+
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut conn).unwrap();
+    let mut everything = keys.join("\n");
+    for key in &keys {
+        let kind: String = redis::cmd("TYPE").arg(key).query(&mut conn).unwrap();
+        let dump: Vec<String> = match kind.as_str() {
+            "hash" => redis::cmd("HGETALL").arg(key).query(&mut conn).unwrap(),
+            "zset" => redis::cmd("ZRANGE")
+                .arg(key)
+                .arg(0)
+                .arg(-1)
+                .query(&mut conn)
+                .unwrap(),
+            "string" => vec![redis::cmd("GET").arg(key).query(&mut conn).unwrap()],
+            other => panic!("unexpected key type {other}"),
+        };
+        everything.push_str(&dump.join("\n"));
+    }
+
+    assert!(
+        !everything.contains(id),
+        "the raw session ID must never reach Redis"
+    );
+    let hash = sessiond::auth::session_store::session_id_hash(id);
+    assert!(keys.contains(&format!("{}s:{hash}", app.settings.store.key_prefix)));
+}
+
+#[actix_web::test]
+async fn logout_on_one_instance_is_refused_on_the_other_at_once() {
+    // Arrange: two instances of one deployment.
+    let redis = Arc::new(RedisServer::start());
+    let shared = |s: &mut sessiond::config::Settings| s.store.key_prefix = "shared:".into();
+    let a = spawn_app_on(Some(redis.clone()), shared).await;
+    let b = spawn_app_on(Some(redis.clone()), shared).await;
+    let alice = a.logged_in("alice", &["admin"]).await;
+    let same_cookie_on_b = Browser::new(&b.address);
+    same_cookie_on_b.set_cookie(alice.cookie());
+    assert_eq!(
+        same_cookie_on_b.me_status().await,
+        200,
+        "B accepts A's session"
+    );
+
+    // Act
+    sessiond::users::set_roles(&b.store, "alice", &[])
+        .await
+        .unwrap();
+    let demoted_on_a = alice.get("/admin").await.status;
+    alice.logout().await;
+
+    // Assert
+    assert_eq!(
+        demoted_on_a, 403,
+        "a role change made through B applies on A"
+    );
+    assert_eq!(same_cookie_on_b.me_status().await, 401);
+}
+
+#[actix_web::test]
+async fn redis_outage_is_a_503_and_the_app_recovers_by_itself() {
+    // Arrange
+    let app = spawn_app(Backend::Redis).await;
+    let alice = app.logged_in("alice", &[]).await;
+    let redis = app.redis.as_ref().unwrap();
+
+    // Act: Redis goes away.
+    redis.stop();
+    let page = alice.get("/").await;
+    let api = alice.get("/api/me").await;
+    let login_form = app.browser().get("/login").await;
+    let health = app.browser().get("/healthz").await;
+    let ready = app.browser().get("/readyz").await;
+
+    // Assert: a clear 503, never a 500, never "logged out".
+    assert_eq!(page.status, 503);
+    assert!(page.body.contains("Temporarily unavailable"));
+    assert!(page.body.contains("You have not been logged out"));
+    assert!(page.session_cookie().is_none(), "the cookie is kept");
+    assert_eq!(page.header("cache-control"), Some("no-store"));
+    assert_eq!(page.header("x-frame-options"), Some("DENY"));
+    assert_eq!(api.status, 503);
+    assert!(api.body.contains("store unavailable"));
+    assert_eq!(login_form.status, 503);
+    assert_eq!(health.status, 200);
+    assert_eq!(ready.status, 503);
+
+    // Act: Redis is back, with its data.
+    redis.start_again();
+
+    // Assert: the same cookie works again, with nothing restarted on our side.
+    assert_eq!(alice.me_status().await, 200);
+    assert_eq!(app.browser().get("/readyz").await.status, 200);
+    let again = app.browser();
+    assert_eq!(again.login("alice", PASSWORD).await.status, 303);
+}
+
+#[actix_web::test]
+async fn instances_share_one_generated_cookie_key() {
+    let redis = Arc::new(RedisServer::start());
+    let a = spawn_app_on(Some(redis.clone()), |_| {}).await;
+    let prefix = a.settings.store.key_prefix.clone();
+    let b = spawn_app_on(Some(redis.clone()), move |s| s.store.key_prefix = prefix).await;
+    let mut conn = redis.connection().unwrap();
+
+    let secrets: HashSet<String> = redis::cmd("KEYS")
+        .arg(format!("{}secret:*", a.settings.store.key_prefix))
+        .query::<Vec<String>>(&mut conn)
+        .unwrap()
+        .into_iter()
+        .collect();
+
+    assert_eq!(secrets.len(), 1);
+    let alice = a.logged_in("alice", &[]).await;
+    let on_b = Browser::new(&b.address);
+    on_b.set_cookie(alice.cookie());
+    assert_eq!(on_b.me_status().await, 200);
+}

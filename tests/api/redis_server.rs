@@ -1,0 +1,138 @@
+//! A real `redis-server` per test, on a free port of its own (never 6379), in a scratch
+//! directory, killed when the test ends.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+pub struct RedisServer {
+    port: u16,
+    dir: PathBuf,
+    child: Mutex<Option<Child>>,
+}
+
+pub fn free_port() -> u16 {
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("no free local port")
+            .port();
+        if port != 6379 {
+            return port;
+        }
+    }
+}
+
+/// Fails the test, saying what to install, when a binary it needs is missing.
+pub fn require_binary(binary: &str, package: &str) {
+    if Command::new(binary)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_err()
+    {
+        panic!(
+            "`{binary}` was not found on PATH. Install it with `apt-get install {package}` \
+             (./scripts/test.sh does this when run as root)."
+        );
+    }
+}
+
+impl RedisServer {
+    pub fn start() -> RedisServer {
+        require_binary("redis-server", "redis-server");
+        let port = free_port();
+        let dir =
+            std::env::temp_dir().join(format!("sessiond-redis-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch directory for redis");
+        let server = RedisServer {
+            port,
+            dir,
+            child: Mutex::new(None),
+        };
+        server.spawn();
+        server
+    }
+
+    fn spawn(&self) {
+        let child = Command::new("redis-server")
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .arg("--dir")
+            .arg(&self.dir)
+            // No background snapshots; `stop` saves explicitly so a restart keeps the data.
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server failed to start");
+        *self.child.lock().unwrap() = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if self
+                .connection()
+                .is_ok_and(|mut c| redis::cmd("PING").query::<String>(&mut c).is_ok())
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not answer on port {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/0", self.port)
+    }
+
+    pub fn connection(&self) -> redis::RedisResult<redis::Connection> {
+        redis::Client::open(self.url())?.get_connection()
+    }
+
+    /// Shuts the server down, saving its data so `start_again` brings the same sessions back.
+    pub fn stop(&self) {
+        if let Ok(mut conn) = self.connection() {
+            let _ = redis::cmd("SHUTDOWN").arg("SAVE").query::<()>(&mut conn);
+        }
+        if let Some(mut child) = self.child.lock().unwrap().take() {
+            let _ = child.wait();
+        }
+    }
+
+    pub fn start_again(&self) {
+        self.spawn();
+    }
+
+    /// `calls` per command from `INFO commandstats`.
+    pub fn command_calls(&self) -> HashMap<String, u64> {
+        let mut conn = self.connection().expect("redis connection");
+        let info: String = redis::cmd("INFO")
+            .arg("commandstats")
+            .query(&mut conn)
+            .unwrap();
+        info.lines()
+            .filter_map(|line| {
+                let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+                let calls = rest.split(',').find_map(|kv| kv.strip_prefix("calls="))?;
+                Some((name.to_owned(), calls.parse().ok()?))
+            })
+            .collect()
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.lock().unwrap().take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -1,0 +1,638 @@
+//! The session-mode behaviour suite. Every test runs twice, against the memory store and
+//! against a real Redis, through `both_stores!`.
+
+use reqwest::Method;
+
+use super::helpers::{Backend, Browser, PASSWORD, form_value, spawn_app, spawn_app_with};
+
+macro_rules! both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(#[actix_web::test] async fn $name() { super::$name(super::Backend::Memory).await })*
+        }
+        mod redis {
+            $(#[actix_web::test] async fn $name() { super::$name(super::Backend::Redis).await })*
+        }
+    };
+}
+
+both_stores!(
+    login_form_has_fields_and_csrf_token,
+    login_sets_host_cookie_with_strict_attributes,
+    strict_same_site_is_configurable,
+    login_issues_new_session_id_and_old_one_is_dead,
+    login_redirects_to_safe_next_only,
+    bad_credentials_get_one_uniform_answer,
+    unknown_user_still_costs_a_password_verification,
+    disabled_user_cannot_log_in,
+    unknown_forged_and_malformed_cookies_are_anonymous,
+    logout_deletes_session_and_replay_is_refused,
+    get_logout_is_method_not_allowed,
+    logout_without_valid_csrf_is_refused_and_keeps_session,
+    login_without_valid_csrf_is_refused,
+    cross_site_posts_are_refused,
+    idle_timeout_expires_session_and_activity_slides_it,
+    absolute_timeout_ends_even_a_busy_session,
+    role_change_applies_on_next_request,
+    disable_applies_on_next_request,
+    admin_requires_admin_role,
+    api_me_answers_json,
+    failed_logins_are_throttled_per_account,
+    failed_logins_are_throttled_per_ip,
+    html_responses_carry_security_headers,
+    oversized_and_malformed_bodies_get_4xx,
+    health_and_readiness,
+    expired_sessions_leave_the_user_index,
+    anonymous_pages_and_unknown_paths,
+);
+
+async fn login_form_has_fields_and_csrf_token(backend: Backend) {
+    // Arrange
+    let app = spawn_app(backend).await;
+    // Act
+    let page = app.browser().get("/login").await;
+    // Assert
+    assert_eq!(page.status, 200);
+    assert!(
+        page.body
+            .contains(r#"<form method="post" action="/login">"#)
+    );
+    assert!(page.body.contains(r#"name="username""#));
+    assert!(page.body.contains(r#"name="password" type="password""#));
+    assert_eq!(page.csrf().len(), 43, "a 256-bit token");
+}
+
+async fn login_sets_host_cookie_with_strict_attributes(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_user("alice", &[]).await;
+    let browser = app.browser();
+
+    let response = browser.login("alice", PASSWORD).await;
+
+    assert_eq!(response.status, 303);
+    let cookie = response.session_cookie().expect("a session cookie");
+    assert_eq!(cookie.name(), "__Host-sid");
+    assert_eq!(cookie.http_only(), Some(true));
+    assert_eq!(cookie.secure(), Some(true));
+    assert_eq!(cookie.same_site(), Some(actix_web::cookie::SameSite::Lax));
+    assert_eq!(cookie.path(), Some("/"));
+    assert_eq!(cookie.domain(), None, "__Host- cookies carry no Domain");
+    assert_eq!(
+        cookie.max_age(),
+        None,
+        "the server decides when a session ends"
+    );
+    assert_eq!(response.header("cache-control"), Some("no-store"));
+    // The ID is 256 bits, base64url (43 chars), after actix-session's signature.
+    let id = cookie.value().rsplit("%3D").next().unwrap();
+    assert_eq!(id.len(), 43, "cookie value {}", cookie.value());
+}
+
+async fn strict_same_site_is_configurable(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.session.same_site = sessiond::config::SameSitePolicy::Strict;
+    })
+    .await;
+
+    let page = app.browser().get("/login").await;
+
+    let cookie = page.session_cookie().expect("pre-login session cookie");
+    assert_eq!(
+        cookie.same_site(),
+        Some(actix_web::cookie::SameSite::Strict)
+    );
+}
+
+async fn login_issues_new_session_id_and_old_one_is_dead(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_user("alice", &[]).await;
+    let browser = app.browser();
+    let csrf = browser.get("/login").await.csrf();
+    let before = browser.cookie().expect("pre-login session");
+
+    let response = browser
+        .post_form(
+            "/login",
+            &[
+                ("username", "alice"),
+                ("password", PASSWORD),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+
+    assert_eq!(response.status, 303);
+    let after = browser.cookie().expect("session after login");
+    assert_ne!(before, after, "login must issue a new session ID");
+    assert_eq!(browser.me_status().await, 200);
+    // An attacker who planted or saw the pre-login ID gets nothing from it.
+    let attacker = Browser::new(&app.address);
+    attacker.set_cookie(Some(before));
+    assert_eq!(attacker.me_status().await, 401);
+}
+
+async fn login_redirects_to_safe_next_only(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_user("alice", &[]).await;
+    let cases = [
+        (Some("/admin?tab=users"), "/admin?tab=users"),
+        (None, "/"),
+        (Some("//evil.example/"), "/"),
+        (Some("https://evil.example/"), "/"),
+        (Some("/\\evil.example"), "/"),
+        (Some("javascript:alert(1)"), "/"),
+        (Some("/ok\r\nSet-Cookie: x=y"), "/"),
+        (Some("evil.example"), "/"),
+    ];
+    for (next, expected) in cases {
+        let browser = app.browser();
+
+        let response = browser.login_next("alice", PASSWORD, next).await;
+
+        assert_eq!(response.status, 303, "next={next:?}");
+        assert_eq!(response.header("location"), Some(expected), "next={next:?}");
+    }
+}
+
+/// Strips what legitimately differs between two login pages (token, echoed name).
+fn page_shape(body: &str) -> String {
+    let mut shape = body.to_owned();
+    for field in ["csrf"] {
+        if let Some(value) = form_value(body, field) {
+            shape = shape.replace(&value, "");
+        }
+    }
+    shape
+        .replace("value=\"nobody\"", "")
+        .replace("value=\"alice\"", "")
+}
+
+async fn bad_credentials_get_one_uniform_answer(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_user("alice", &[]).await;
+
+    let wrong_password = app.browser().login("alice", "not the password").await;
+    let unknown_user = app.browser().login("nobody", "not the password").await;
+
+    assert_eq!(wrong_password.status, 401);
+    assert_eq!(unknown_user.status, wrong_password.status);
+    assert!(
+        wrong_password
+            .body
+            .contains("Invalid user name or password.")
+    );
+    assert_eq!(
+        page_shape(&unknown_user.body),
+        page_shape(&wrong_password.body)
+    );
+}
+
+async fn unknown_user_still_costs_a_password_verification(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let before = sessiond::metrics::Metrics::get(&app.metrics.password_verifications);
+
+    let response = app.browser().login("nobody", "whatever password").await;
+
+    assert_eq!(response.status, 401);
+    let after = sessiond::metrics::Metrics::get(&app.metrics.password_verifications);
+    assert_eq!(after - before, 1, "the dummy hash must be verified");
+}
+
+async fn disabled_user_cannot_log_in(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_user("alice", &[]).await;
+    sessiond::users::set_disabled(&app.store, "alice", true)
+        .await
+        .unwrap();
+
+    let response = app.browser().login("alice", PASSWORD).await;
+
+    assert_eq!(response.status, 401);
+    assert!(response.body.contains("Invalid user name or password."));
+}
+
+async fn unknown_forged_and_malformed_cookies_are_anonymous(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.logged_in("alice", &[]).await;
+    let real = alice.cookie().unwrap();
+    let (signature, id) = real.split_at(real.len() - 43);
+    let mut flipped = id.to_owned().into_bytes();
+    flipped[0] = if flipped[0] == b'A' { b'B' } else { b'A' };
+    let forged_id = format!("{signature}{}", String::from_utf8(flipped).unwrap());
+    let cases = [
+        "".to_owned(),
+        "garbage".to_owned(),
+        "%%%%".to_owned(),
+        "a".repeat(4000),
+        id.to_owned(), // the bare ID without its signature
+        forged_id,     // a signature that does not match
+        format!("{signature}{}", "A".repeat(43)),
+        "\"quoted\" ;;; ===".to_owned(),
+    ];
+    for value in cases {
+        let browser = app.browser();
+        browser.set_cookie(Some(value.clone()));
+
+        let api = browser.get("/api/me").await;
+        let page = browser.get("/").await;
+
+        assert_eq!(api.status, 401, "cookie {value:?}");
+        assert_eq!(page.status, 200, "cookie {value:?}");
+        assert!(page.body.contains("Log in"), "cookie {value:?}");
+    }
+    assert_eq!(
+        alice.me_status().await,
+        200,
+        "the real session is untouched"
+    );
+}
+
+async fn logout_deletes_session_and_replay_is_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.logged_in("alice", &["admin"]).await;
+    let stolen = alice.cookie().unwrap();
+
+    let response = alice.logout().await;
+
+    assert_eq!(response.status, 303);
+    assert_eq!(response.header("location"), Some("/login"));
+    let removal = response.session_cookie().expect("the cookie is cleared");
+    assert!(removal.value().is_empty());
+    assert!(removal.max_age().is_some_and(|age| age.is_zero()));
+    let replay = app.browser();
+    replay.set_cookie(Some(stolen));
+    assert_eq!(replay.get("/api/me").await.status, 401);
+    let page = replay.get("/admin").await;
+    assert_eq!(page.status, 303);
+    assert_eq!(page.header("location"), Some("/login?next=%2Fadmin"));
+    assert!(
+        app.store
+            .user_session_hashes("alice")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn get_logout_is_method_not_allowed(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.logged_in("alice", &[]).await;
+
+    let response = alice.get("/logout").await;
+
+    assert_eq!(response.status, 405);
+    assert_eq!(response.header("allow"), Some("POST"));
+    assert_eq!(
+        alice.me_status().await,
+        200,
+        "a GET must not log anyone out"
+    );
+}
+
+async fn logout_without_valid_csrf_is_refused_and_keeps_session(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.logged_in("alice", &[]).await;
+    let bob = app.logged_in("bob", &[]).await;
+    let bobs_token = bob.csrf().await;
+
+    let missing = alice.post_form("/logout", &[]).await;
+    let wrong = alice
+        .post_form("/logout", &[("csrf", "A".repeat(43).as_str())])
+        .await;
+    let other_sessions = alice.post_form("/logout", &[("csrf", &bobs_token)]).await;
+
+    for response in [missing, wrong, other_sessions] {
+        assert_eq!(response.status, 403);
+        assert!(response.body.contains("Form expired"));
+    }
+    assert_eq!(alice.me_status().await, 200);
+}
+
+async fn login_without_valid_csrf_is_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_user("alice", &[]).await;
+    let other = app.browser();
+    let others_token = other.get("/login").await.csrf();
+    let browser = app.browser();
+    browser.get("/login").await;
+
+    for token in [None, Some("A".repeat(43)), Some(others_token)] {
+        let mut form = vec![("username", "alice"), ("password", PASSWORD)];
+        if let Some(token) = &token {
+            form.push(("csrf", token));
+        }
+
+        let response = browser.post_form("/login", &form).await;
+
+        assert_eq!(response.status, 403, "token {token:?}");
+        assert_eq!(browser.me_status().await, 401, "no login happened");
+    }
+    // Without any session (no cookie at all) there is nothing a token could belong to.
+    let cookieless = app.browser();
+    let response = cookieless
+        .post_form(
+            "/login",
+            &[("username", "alice"), ("password", PASSWORD), ("csrf", "x")],
+        )
+        .await;
+    assert_eq!(response.status, 403);
+}
+
+async fn cross_site_posts_are_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.logged_in("alice", &[]).await;
+    let csrf = alice.csrf().await;
+    let host = app.address.trim_start_matches("http://").to_owned();
+    let refused = [
+        ("sec-fetch-site", "cross-site".to_owned()),
+        ("sec-fetch-site", "same-site".to_owned()),
+        ("origin", "http://evil.example".to_owned()),
+        ("origin", "null".to_owned()),
+        ("origin", format!("http://{host}.evil.example")),
+    ];
+    for (header, value) in refused {
+        let request = alice
+            .request(Method::POST, "/logout")
+            .header(header, value.as_str())
+            .form(&[("csrf", csrf.as_str())]);
+
+        let response = alice.send(request).await;
+
+        assert_eq!(response.status, 403, "{header}: {value}");
+        assert_eq!(alice.me_status().await, 200, "{header}: {value}");
+    }
+    let same_origin = alice
+        .request(Method::POST, "/logout")
+        .header("sec-fetch-site", "same-origin")
+        .header("origin", format!("http://{host}"))
+        .form(&[("csrf", csrf.as_str())]);
+    assert_eq!(alice.send(same_origin).await.status, 303);
+    assert_eq!(alice.me_status().await, 401);
+}
+
+async fn idle_timeout_expires_session_and_activity_slides_it(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.session.idle_timeout_secs = 600;
+        s.session.touch_interval_secs = 60;
+    })
+    .await;
+    let alice = app.logged_in("alice", &[]).await;
+
+    // Activity every 500 s keeps a 600 s idle timeout from firing, well past 600 s in total.
+    for _ in 0..3 {
+        app.clock.advance(500);
+        assert_eq!(alice.me_status().await, 200);
+    }
+    app.clock.advance(601);
+
+    assert_eq!(alice.me_status().await, 401);
+    assert!(
+        app.store
+            .user_session_hashes("alice")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn absolute_timeout_ends_even_a_busy_session(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.session.idle_timeout_secs = 600;
+        s.session.absolute_timeout_secs = 1000;
+    })
+    .await;
+    let alice = app.logged_in("alice", &[]).await;
+    app.clock.advance(500);
+    assert_eq!(alice.me_status().await, 200);
+    app.clock.advance(499);
+    assert_eq!(alice.me_status().await, 200);
+
+    app.clock.advance(2);
+
+    assert_eq!(alice.me_status().await, 401);
+}
+
+async fn role_change_applies_on_next_request(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_user("root", &["admin"]).await; // keeps an admin around
+    let alice = app.logged_in("alice", &["admin"]).await;
+    let bob = app.logged_in("bob", &["admin"]).await;
+    assert_eq!(alice.get("/admin").await.status, 200);
+
+    sessiond::users::set_roles(&app.store, "alice", &["editor".to_owned()])
+        .await
+        .unwrap();
+
+    assert_eq!(alice.get("/admin").await.status, 403);
+    let me: serde_json::Value = serde_json::from_str(&alice.get("/api/me").await.body).unwrap();
+    assert_eq!(me["roles"], serde_json::json!(["editor"]));
+    assert_eq!(
+        bob.get("/admin").await.status,
+        200,
+        "other users are untouched"
+    );
+}
+
+async fn disable_applies_on_next_request(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.logged_in("alice", &[]).await;
+    let bob = app.logged_in("bob", &[]).await;
+
+    let ended = sessiond::users::set_disabled(&app.store, "alice", true)
+        .await
+        .unwrap();
+
+    assert_eq!(ended, 1);
+    assert_eq!(alice.me_status().await, 401);
+    assert_eq!(bob.me_status().await, 200);
+    // Re-enabling lets alice log in again, but does not bring the old session back.
+    sessiond::users::set_disabled(&app.store, "alice", false)
+        .await
+        .unwrap();
+    assert_eq!(alice.me_status().await, 401);
+}
+
+async fn admin_requires_admin_role(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.logged_in("alice", &["editor"]).await;
+    let admin = app.logged_in("boss", &["admin"]).await;
+
+    let forbidden = alice.get("/admin").await;
+    let anonymous = app.browser().get("/admin").await;
+    let allowed = admin.get("/admin").await;
+
+    assert_eq!(forbidden.status, 403);
+    assert!(forbidden.body.contains("Forbidden"));
+    assert_eq!(anonymous.status, 303);
+    assert_eq!(anonymous.header("location"), Some("/login?next=%2Fadmin"));
+    assert_eq!(allowed.status, 200);
+    assert!(allowed.body.contains("Admin"));
+}
+
+async fn api_me_answers_json(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.logged_in("alice", &["editor", "viewer"]).await;
+
+    let me = alice.get("/api/me").await;
+    let anonymous = app.browser().get("/api/me").await;
+
+    assert_eq!(me.status, 200);
+    let me: serde_json::Value = serde_json::from_str(&me.body).unwrap();
+    assert_eq!(
+        me,
+        serde_json::json!({"username": "alice", "roles": ["editor", "viewer"], "mode": "session"})
+    );
+    assert_eq!(anonymous.status, 401);
+    assert!(
+        anonymous
+            .header("content-type")
+            .unwrap()
+            .starts_with("application/json")
+    );
+    let body: serde_json::Value = serde_json::from_str(&anonymous.body).unwrap();
+    assert_eq!(body["error"], "unauthenticated");
+}
+
+async fn failed_logins_are_throttled_per_account(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.throttle.max_failures_per_account = 3).await;
+    app.create_user("alice", &[]).await;
+    app.create_user("bob", &[]).await;
+    for _ in 0..3 {
+        assert_eq!(
+            app.browser().login("alice", "wrong password").await.status,
+            401
+        );
+    }
+
+    let throttled = app.browser().login("alice", PASSWORD).await;
+
+    assert_eq!(throttled.status, 429, "even the right password waits");
+    let retry_after: i64 = throttled.header("retry-after").unwrap().parse().unwrap();
+    assert!(retry_after > 0 && retry_after <= 900);
+    assert!(throttled.body.contains("Too many failed logins"));
+    assert_eq!(
+        app.browser().login("bob", PASSWORD).await.status,
+        303,
+        "bob is not alice"
+    );
+}
+
+async fn failed_logins_are_throttled_per_ip(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.throttle.max_failures_per_account = 100;
+        s.throttle.max_failures_per_ip = 4;
+    })
+    .await;
+    app.create_user("alice", &[]).await;
+    for name in ["u1", "u2", "u3", "u4"] {
+        assert_eq!(
+            app.browser().login(name, "wrong password").await.status,
+            401
+        );
+    }
+
+    let throttled = app.browser().login("alice", PASSWORD).await;
+
+    assert_eq!(throttled.status, 429);
+    assert!(throttled.header("retry-after").is_some());
+}
+
+async fn html_responses_carry_security_headers(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.logged_in("alice", &[]).await;
+
+    for response in [alice.get("/").await, app.browser().get("/login").await] {
+        let csp = response.header("content-security-policy").unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"));
+        assert!(!csp.contains("unsafe-inline"));
+        assert!(csp.contains("default-src 'none'"));
+        assert_eq!(response.header("x-frame-options"), Some("DENY"));
+        assert_eq!(response.header("x-content-type-options"), Some("nosniff"));
+        assert_eq!(response.header("referrer-policy"), Some("same-origin"));
+        assert_eq!(response.header("cache-control"), Some("no-store"));
+        assert!(!response.body.contains("<script"));
+    }
+}
+
+async fn oversized_and_malformed_bodies_get_4xx(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_user("alice", &[]).await;
+    let browser = app.browser();
+    let csrf = browser.get("/login").await.csrf();
+    let huge = "x".repeat(64 * 1024);
+
+    let oversized = browser
+        .post_form(
+            "/login",
+            &[("username", "alice"), ("password", &huge), ("csrf", &csrf)],
+        )
+        .await;
+    let missing_fields = browser.post_form("/login", &[("csrf", &csrf)]).await;
+    let not_a_form = browser
+        .send(
+            browser
+                .request(Method::POST, "/login")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body("%zz=%%%&&=="),
+        )
+        .await;
+
+    assert_eq!(oversized.status, 413);
+    assert_eq!(missing_fields.status, 400);
+    assert!(
+        (400..500).contains(&not_a_form.status),
+        "got {}",
+        not_a_form.status
+    );
+}
+
+async fn health_and_readiness(backend: Backend) {
+    let app = spawn_app(backend).await;
+
+    let health = app.browser().get("/healthz").await;
+    let ready = app.browser().get("/readyz").await;
+
+    assert_eq!(health.status, 200);
+    assert_eq!(ready.status, 200);
+}
+
+async fn expired_sessions_leave_the_user_index(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.session.idle_timeout_secs = 600).await;
+    app.create_user("alice", &[]).await;
+    let first = app.browser();
+    first.login("alice", PASSWORD).await;
+    app.clock.advance(601);
+
+    // A new login prunes what expired; listing prunes too.
+    let second = app.browser();
+    second.login("alice", PASSWORD).await;
+
+    let live = app.store.user_session_hashes("alice").await.unwrap();
+    assert_eq!(live.len(), 1, "only the second session is indexed");
+    assert_eq!(second.me_status().await, 200);
+    assert_eq!(first.me_status().await, 401);
+}
+
+async fn anonymous_pages_and_unknown_paths(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let browser = app.browser();
+
+    let home = browser.get("/").await;
+    let missing = browser.get("/no/such/page").await;
+    let stylesheet = browser.get("/static/style.css").await;
+
+    assert_eq!(home.status, 200);
+    assert!(home.body.contains(r#"href="/login""#));
+    assert!(
+        home.session_cookie().is_none(),
+        "no session for a visitor who only looks"
+    );
+    assert_eq!(missing.status, 404);
+    assert_eq!(stylesheet.status, 200);
+    assert!(
+        stylesheet
+            .header("content-type")
+            .unwrap()
+            .starts_with("text/css")
+    );
+}
