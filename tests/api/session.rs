@@ -35,6 +35,8 @@ both_stores!(
     absolute_timeout_ends_even_a_busy_session,
     role_change_applies_on_next_request,
     disable_applies_on_next_request,
+    disabled_flag_alone_refuses_the_next_request,
+    deleted_user_record_refuses_the_next_request,
     admin_requires_admin_role,
     api_me_answers_json,
     failed_logins_are_throttled_per_account,
@@ -449,6 +451,38 @@ async fn disable_applies_on_next_request(backend: Backend) {
     sessiond::users::set_disabled(&app.store, "alice", false)
         .await
         .unwrap();
+    assert_eq!(alice.me_status().await, 401);
+}
+
+/// The flag is read with the session on every load, not only enforced by deleting sessions.
+async fn disabled_flag_alone_refuses_the_next_request(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.logged_in("alice", &[]).await;
+
+    app.store.set_disabled("alice", true).await.unwrap();
+
+    assert_eq!(alice.me_status().await, 401);
+    app.store.set_disabled("alice", false).await.unwrap();
+    assert_eq!(alice.me_status().await, 401, "the refused session was deleted, not paused");
+}
+
+async fn deleted_user_record_refuses_the_next_request(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.logged_in("alice", &[]).await;
+    assert_eq!(alice.me_status().await, 200);
+
+    match &app.redis {
+        Some(redis) => {
+            let mut conn = redis.connection().unwrap();
+            let key = format!("{}u:alice", app.settings.store.key_prefix);
+            ::redis::cmd("DEL").arg(key).query::<()>(&mut conn).unwrap();
+        }
+        // The memory store has no delete; disabling is its closest equivalent.
+        None => {
+            app.store.set_disabled("alice", true).await.unwrap();
+        }
+    }
+
     assert_eq!(alice.me_status().await, 401);
 }
 
