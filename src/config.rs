@@ -179,3 +179,36 @@ impl Settings {
         Duration::from_millis(self.store.timeout_ms.max(1))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_config_file_matches_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config.toml");
+        let from_file: Settings = Figment::from(Toml::file_exact(path)).extract().unwrap();
+        let defaults = Settings::default();
+        assert_eq!(
+            serde_json::to_value(&from_file).unwrap(),
+            serde_json::to_value(&defaults).unwrap()
+        );
+    }
+
+    #[test]
+    fn invalid_settings_are_refused_with_the_key_named() {
+        let mut settings = Settings::default();
+        settings.session.idle_timeout_secs = settings.session.absolute_timeout_secs + 1;
+        let err = settings.validate().unwrap_err().to_string();
+        assert!(err.contains("session.idle_timeout_secs"), "{err}");
+        let mut settings = Settings::default();
+        settings.server.bind = "not an address".into();
+        assert!(
+            settings
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("server.bind")
+        );
+    }
+}

@@ -274,3 +274,17 @@ fn redact_url(url: &str) -> String {
         _ => url.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn redis_passwords_stay_out_of_the_log() {
+        assert_eq!(
+            redact_url("redis://user:secret@db:6379/0"),
+            "redis://[redacted]@db:6379/0"
+        );
+        assert_eq!(redact_url("redis://db:6379/0"), "redis://db:6379/0");
+    }
+}

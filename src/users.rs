@@ -125,3 +125,26 @@ pub async fn bootstrap_admin(store: &Store, clock: &Clock) -> Result<Option<Stri
         Err(e) => Err(e),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_lowercased_and_limited() {
+        assert_eq!(normalize_name(" Alice ").unwrap(), "alice");
+        assert_eq!(normalize_name("a.b_c-d9").unwrap(), "a.b_c-d9");
+        for bad in ["", "-x", "a b", "a:b", "ä", &"a".repeat(65)] {
+            assert!(normalize_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn roles_are_validated_and_deduplicated() {
+        let roles = validate_roles(&["admin".into(), "editor".into(), "admin".into()]).unwrap();
+        assert_eq!(roles, ["admin", "editor"]);
+        for bad in ["", "Admin", "1st", "a,b", "a b"] {
+            assert!(validate_roles(&[bad.to_owned()]).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -61,3 +61,24 @@ pub async fn hash_password(password: String) -> Result<String, PasswordError> {
 pub async fn verify_password(phc: String, password: String) -> Result<bool, PasswordError> {
     off_the_reactor(move || verify_password_blocking(&phc, &password)).await?
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_are_argon2id_with_at_least_owasp_parameters() {
+        let phc = hash_password_blocking("correct horse").unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
+        assert!(verify_password_blocking(&phc, "correct horse").unwrap());
+        assert!(!verify_password_blocking(&phc, "wrong horse").unwrap());
+    }
+
+    #[test]
+    fn a_corrupt_stored_hash_is_an_error_not_a_match() {
+        assert!(matches!(
+            verify_password_blocking("not a phc string", "x"),
+            Err(PasswordError::BadStoredHash)
+        ));
+    }
+}

@@ -110,3 +110,36 @@ impl SessionStore for SessionBackend {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn session_ids_are_256_random_bits_in_base64url() {
+        let a = new_session_id().unwrap();
+        let b = new_session_id().unwrap();
+        assert_eq!(a.len(), SESSION_ID_LEN);
+        assert_ne!(a, b);
+        assert_eq!(URL_SAFE_NO_PAD.decode(&a).unwrap().len(), 32);
+    }
+
+    #[test]
+    fn only_well_formed_ids_reach_the_store() {
+        let id = new_session_id().unwrap();
+        let key = SessionKey::try_from(id.clone()).unwrap();
+        assert_eq!(presented_hash(&key), Some(session_id_hash(&id)));
+        for bad in ["short", &"A".repeat(44), &format!("{}!", &id[..42])] {
+            let key = SessionKey::try_from(bad.to_owned()).unwrap();
+            assert_eq!(presented_hash(&key), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_stored_hash_is_not_the_id() {
+        let id = new_session_id().unwrap();
+        let hash = session_id_hash(&id);
+        assert_ne!(hash, id);
+        assert_eq!(hash.len(), 43, "base64url of a SHA-256 digest");
+    }
+}

@@ -463,7 +463,11 @@ async fn disabled_flag_alone_refuses_the_next_request(backend: Backend) {
 
     assert_eq!(alice.me_status().await, 401);
     app.store.set_disabled("alice", false).await.unwrap();
-    assert_eq!(alice.me_status().await, 401, "the refused session was deleted, not paused");
+    assert_eq!(
+        alice.me_status().await,
+        401,
+        "the refused session was deleted, not paused"
+    );
 }
 
 async fn deleted_user_record_refuses_the_next_request(backend: Backend) {
