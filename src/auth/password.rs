@@ -5,6 +5,8 @@ use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
 
+use crate::metrics::Metrics;
+
 /// OWASP's minimum for argon2id: 19 MiB, two passes, one lane.
 const MEMORY_KIB: u32 = 19_456;
 const PASSES: u32 = 2;
@@ -58,8 +60,16 @@ pub async fn hash_password(password: String) -> Result<String, PasswordError> {
     off_the_reactor(move || hash_password_blocking(&password)).await?
 }
 
-pub async fn verify_password(phc: String, password: String) -> Result<bool, PasswordError> {
-    off_the_reactor(move || verify_password_blocking(&phc, &password)).await?
+/// Counts each verification actually run in `metrics`, so tests can prove that a login for an
+/// unknown user still paid for one.
+pub async fn verify_password(
+    phc: String,
+    password: String,
+    metrics: &Metrics,
+) -> Result<bool, PasswordError> {
+    let matched = off_the_reactor(move || verify_password_blocking(&phc, &password)).await??;
+    Metrics::inc(&metrics.password_verifications);
+    Ok(matched)
 }
 
 #[cfg(test)]

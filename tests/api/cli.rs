@@ -8,7 +8,23 @@ use super::helpers::spawn_app_on;
 use super::redis_server::RedisServer;
 
 fn sessiond(store_url: &str, prefix: &str, args: &[&str], stdin: &str) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sessiond"))
+    sessiond_with(
+        Command::new(env!("CARGO_BIN_EXE_sessiond")),
+        store_url,
+        prefix,
+        args,
+        stdin,
+    )
+}
+
+fn sessiond_with(
+    mut command: Command,
+    store_url: &str,
+    prefix: &str,
+    args: &[&str],
+    stdin: &str,
+) -> Output {
+    let mut child = command
         .args(["--config", "/nonexistent/sessiond.toml"])
         .args(args)
         .env("SESSIOND__STORE__URL", store_url)
@@ -105,4 +121,53 @@ async fn user_commands_refuse_bad_input() {
         String::from_utf8_lossy(&memory.stderr).contains("memory store lives inside the server")
     );
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no user"));
+}
+
+#[actix_web::test]
+async fn rediss_urls_talk_tls_and_verify_the_server_certificate() {
+    // Arrange: a TLS-only Redis whose certificate is signed by a CA of our own.
+    let (redis, ca) = RedisServer::start_tls();
+    let url = redis.url();
+    assert!(url.starts_with("rediss://"));
+    let trusting = || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_sessiond"));
+        command.env("SSL_CERT_FILE", &ca);
+        command
+    };
+
+    // Act
+    let add = sessiond_with(
+        trusting(),
+        &url,
+        "tls:",
+        &["user", "add", "dana", "--password-stdin"],
+        "a long password\n",
+    );
+    let disable = sessiond_with(trusting(), &url, "tls:", &["user", "disable", "dana"], "");
+    let untrusting = sessiond_with(
+        {
+            let mut command = Command::new(env!("CARGO_BIN_EXE_sessiond"));
+            command
+                .env("SSL_CERT_FILE", "/nonexistent/ca.crt")
+                .env("SSL_CERT_DIR", "/nonexistent");
+            command
+        },
+        &url,
+        "tls:",
+        &["user", "disable", "dana"],
+        "",
+    );
+
+    // Assert: the store works over TLS, and a server the client cannot verify is refused.
+    assert!(
+        add.status.success(),
+        "{}",
+        String::from_utf8_lossy(&add.stderr)
+    );
+    assert!(
+        disable.status.success(),
+        "{}",
+        String::from_utf8_lossy(&disable.stderr)
+    );
+    assert!(!untrusting.status.success());
 }

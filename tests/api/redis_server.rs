@@ -12,6 +12,7 @@ pub struct RedisServer {
     port: u16,
     dir: PathBuf,
     child: Mutex<Option<Child>>,
+    tls: bool,
 }
 
 pub fn free_port() -> u16 {
@@ -53,14 +54,107 @@ impl RedisServer {
             port,
             dir,
             child: Mutex::new(None),
+            tls: false,
         };
         server.spawn();
         server
     }
 
+    /// A TLS-only server (`--port 0`) with a certificate for 127.0.0.1 signed by a scratch CA;
+    /// returns the server and the CA certificate's path.
+    pub fn start_tls() -> (RedisServer, PathBuf) {
+        require_binary("redis-server", "redis-server");
+        require_binary("openssl", "openssl");
+        let port = free_port();
+        let dir =
+            std::env::temp_dir().join(format!("sessiond-redis-tls-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch directory for redis");
+        let openssl = |args: &[&str]| {
+            let status = Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("openssl runs");
+            assert!(status.success(), "openssl {args:?} failed");
+        };
+        openssl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=test CA",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.crt",
+        ]);
+        openssl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ]);
+        std::fs::write(
+            dir.join("san.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+        )
+        .unwrap();
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "1",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.crt",
+        ]);
+        let server = RedisServer {
+            port,
+            dir: dir.clone(),
+            child: Mutex::new(None),
+            tls: true,
+        };
+        server.spawn();
+        (server, dir.join("ca.crt"))
+    }
+
     fn spawn(&self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string()])
+        let mut command = Command::new("redis-server");
+        if self.tls {
+            command
+                .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .args([
+                    "--tls-cert-file",
+                    "server.crt",
+                    "--tls-key-file",
+                    "server.key",
+                ])
+                .args(["--tls-ca-cert-file", "ca.crt", "--tls-auth-clients", "no"]);
+        } else {
+            command.args(["--port", &self.port.to_string()]);
+        }
+        let child = command
+            .current_dir(&self.dir)
             .args(["--bind", "127.0.0.1"])
             .arg("--dir")
             .arg(&self.dir)
@@ -72,6 +166,17 @@ impl RedisServer {
             .expect("redis-server failed to start");
         *self.child.lock().unwrap() = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
+        if self.tls {
+            // Our test client has no CA configured; wait for the port instead.
+            while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+                assert!(
+                    Instant::now() < deadline,
+                    "redis-server (TLS) did not listen"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            return;
+        }
         loop {
             if self
                 .connection()
@@ -89,7 +194,8 @@ impl RedisServer {
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}/0", self.port)
     }
 
     pub fn connection(&self) -> redis::RedisResult<redis::Connection> {

@@ -90,8 +90,7 @@ pub async fn post(
     } else {
         String::new()
     };
-    let password_ok = password::verify_password(phc, candidate).await?;
-    Metrics::inc(&state.metrics.password_verifications);
+    let password_ok = password::verify_password(phc, candidate, &state.metrics).await?;
 
     let Some(user) = user.filter(|_| password_ok && usable) else {
         throttle.record_failure().await?;
