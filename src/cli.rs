@@ -80,10 +80,20 @@ async fn user_command(
     command: UserCommand,
 ) -> Result<String, Box<dyn std::error::Error>> {
     let clock = Clock::system();
-    let store = Store::open(settings, clock.clone())?;
+    let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());
+    let store = Store::open(settings, clock.clone(), metrics.clone())?;
     if store.is_memory() {
         return Err(Box::new(StoreError::MemoryOutsideServer));
     }
+    // The command line is the operator's break-glass path: it is audited as "cli", and it may
+    // remove the last admin (the dashboard and the API may not).
+    let operator = users::Operator {
+        store: &store,
+        clock: &clock,
+        metrics: &metrics,
+        name: "cli",
+        ip: "local",
+    };
     Ok(match command {
         UserCommand::Add {
             name,
@@ -96,7 +106,7 @@ async fn user_command(
             let mut password = String::new();
             std::io::stdin().lock().read_line(&mut password)?;
             let password = password.trim_end_matches(['\r', '\n']);
-            let user = users::create_user(&store, &clock, &name, password, &roles).await?;
+            let user = operator.create_user(&name, password, &roles).await?;
             format!(
                 "created user {} with roles [{}]",
                 user.name,
@@ -104,15 +114,15 @@ async fn user_command(
             )
         }
         UserCommand::SetRoles { name, roles } => {
-            users::set_roles(&store, &name, &roles).await?;
+            operator.set_roles(&name, &roles, false).await?;
             format!("roles of {name} are now [{}]", roles.join(", "))
         }
         UserCommand::Disable { name } => {
-            let ended = users::set_disabled(&store, &name, true).await?;
+            let ended = operator.set_disabled(&name, true, false).await?;
             format!("disabled {name}; ended {ended} live session(s)")
         }
         UserCommand::Enable { name } => {
-            users::set_disabled(&store, &name, false).await?;
+            operator.set_disabled(&name, false, false).await?;
             format!("enabled {name}")
         }
     })

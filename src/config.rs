@@ -57,6 +57,9 @@ impl AuthMode {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuthSettings {
     pub mode: AuthMode,
+    /// Sensitive actions (ending other sessions, changing a password, granting admin) need the
+    /// password typed within this many seconds.
+    pub step_up_window_secs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -113,6 +116,7 @@ impl Default for Settings {
             },
             auth: AuthSettings {
                 mode: AuthMode::Session,
+                step_up_window_secs: 600,
             },
             session: SessionSettings {
                 idle_timeout_secs: 1800,

@@ -16,13 +16,18 @@ use crate::store::StoreError;
 struct ErrorPage<'a> {
     title: &'a str,
     message: &'a str,
+    nav: Option<crate::routes::Nav>,
 }
 
 /// An HTML error page; if even the template fails, plain text says the same.
 pub fn page_response(status: StatusCode, title: &str, message: &str) -> HttpResponse {
-    let body = ErrorPage { title, message }
-        .render()
-        .unwrap_or_else(|_| format!("{title}\n\n{message}\n"));
+    let body = ErrorPage {
+        title,
+        message,
+        nav: None,
+    }
+    .render()
+    .unwrap_or_else(|_| format!("{title}\n\n{message}\n"));
     HttpResponse::build(status)
         .insert_header((header::CONTENT_TYPE, "text/html; charset=utf-8"))
         .body(body)
@@ -43,6 +48,10 @@ pub fn service_unavailable_page() -> HttpResponse {
 
 #[derive(thiserror::Error)]
 pub enum PageError {
+    #[error(transparent)]
+    Auth(#[from] crate::auth::AuthError),
+    #[error(transparent)]
+    User(crate::users::UserError),
     #[error("CSRF check failed")]
     Csrf(#[source] CsrfError),
     #[error("the store is unavailable")]
@@ -55,6 +64,18 @@ pub enum PageError {
     Random(#[from] RandomError),
     #[error("the session state could not be written: {0}")]
     SessionState(String),
+}
+
+impl From<crate::users::UserError> for PageError {
+    fn from(err: crate::users::UserError) -> Self {
+        use crate::users::UserError;
+        match err {
+            UserError::Store(e) => PageError::StoreUnavailable(e),
+            UserError::Password(e) => PageError::Password(e),
+            UserError::Random(e) => PageError::Random(e),
+            other => PageError::User(other),
+        }
+    }
 }
 
 impl From<CsrfError> for PageError {
@@ -82,6 +103,8 @@ impl fmt::Debug for PageError {
 impl ResponseError for PageError {
     fn status_code(&self) -> StatusCode {
         match self {
+            PageError::Auth(e) => e.status_code(),
+            PageError::User(e) => user_error_status(e),
             PageError::Csrf(_) => StatusCode::FORBIDDEN,
             PageError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             PageError::Password(_)
@@ -93,6 +116,12 @@ impl ResponseError for PageError {
 
     fn error_response(&self) -> HttpResponse {
         match self {
+            PageError::Auth(e) => e.error_response(),
+            PageError::User(e) => page_response(
+                user_error_status(e),
+                "Not done",
+                &format!("{e}. Go back and try again."),
+            ),
             PageError::Csrf(_) => page_response(
                 StatusCode::FORBIDDEN,
                 "Form expired",
@@ -112,5 +141,19 @@ impl ResponseError for PageError {
                 )
             }
         }
+    }
+}
+
+pub fn user_error_status(err: &crate::users::UserError) -> StatusCode {
+    use crate::users::UserError;
+    match err {
+        UserError::NotFound(_) => StatusCode::NOT_FOUND,
+        UserError::Exists(_) | UserError::LastAdmin => StatusCode::CONFLICT,
+        UserError::WrongPassword => StatusCode::FORBIDDEN,
+        UserError::BadName | UserError::BadRole | UserError::WeakPassword(_) => {
+            StatusCode::BAD_REQUEST
+        }
+        UserError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        UserError::Password(_) | UserError::Random(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

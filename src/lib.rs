@@ -5,10 +5,12 @@
 //! - `routes`: the HTTP surface; `web`: middleware shared by every route.
 //! - `users`: user administration; `startup`: builds the app for `main` and the tests.
 
+pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod device;
 pub mod error;
 pub mod metrics;
 pub mod routes;

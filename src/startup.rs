@@ -38,6 +38,26 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
 }
 
+impl AppState {
+    pub async fn audit(
+        &self,
+        action: crate::audit::Action,
+        actor: &str,
+        target: &str,
+        detail: &str,
+        ip: &str,
+    ) -> Result<(), StoreError> {
+        let event = crate::audit::Event {
+            action,
+            actor,
+            target,
+            detail,
+            ip,
+        };
+        crate::audit::record(&self.store, &self.metrics, self.clock.now(), event).await
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     #[error(transparent)]
@@ -74,7 +94,8 @@ impl Application {
         settings: Settings,
         clock: Clock,
     ) -> Result<Application, StartupError> {
-        let store = Arc::new(Store::open(&settings, clock.clone())?);
+        let metrics = Arc::new(Metrics::default());
+        let store = Arc::new(Store::open(&settings, clock.clone(), metrics.clone())?);
         match store.as_ref() {
             Store::Memory(_) => tracing::warn!(
                 "store: memory (embedded). Nothing persists: sessions and users vanish when \
@@ -88,7 +109,7 @@ impl Application {
         wait_for_store(&store).await;
 
         let cookie_key = cookie_key(&settings, &store).await?;
-        if let Some(password) = users::bootstrap_admin(&store, &clock).await? {
+        if let Some(password) = users::bootstrap_admin(&store, &clock, &metrics).await? {
             // Printed once, at the only moment it exists in clear; it is not stored anywhere.
             tracing::warn!(
                 user = "admin",
@@ -116,7 +137,6 @@ impl Application {
             })?
             .port();
         let settings = Arc::new(settings);
-        let metrics = Arc::new(Metrics::default());
         let state = web::Data::new(AppState {
             store: store.clone(),
             settings: settings.clone(),
@@ -197,6 +217,7 @@ fn run(
             .wrap(from_fn(store_outage_as_503))
             .wrap(from_fn(reject_cross_site))
             .wrap(security_headers())
+            .wrap(from_fn(crate::web::middleware::record_request_duration))
             .wrap(TracingLogger::default())
             .app_data(state.clone())
             .app_data(web::PayloadConfig::new(body_limit))

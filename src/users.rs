@@ -1,10 +1,12 @@
 //! Users: creation with validated names and roles, role changes, disabling. Anything that
 //! must end a user's sessions does so here, next to the write, so the two cannot drift apart.
 
-use crate::auth::password::{self, MAX_PASSWORD_LEN, MIN_PASSWORD_LEN, PasswordError};
+use crate::audit::{self, Action};
+use crate::auth::password::{self, PasswordError, WeakPassword};
 use crate::auth::random::{RandomError, random_token};
 use crate::clock::Clock;
-use crate::store::{Store, StoreError, UserRecord};
+use crate::metrics::Metrics;
+use crate::store::{GuardedChange, Store, StoreError, UserRecord};
 
 #[derive(Debug, thiserror::Error)]
 pub enum UserError {
@@ -14,8 +16,12 @@ pub enum UserError {
     BadName,
     #[error("roles are 1-32 characters of a-z, 0-9, '_' and '-', starting with a letter")]
     BadRole,
-    #[error("passwords are {MIN_PASSWORD_LEN} to {MAX_PASSWORD_LEN} characters")]
-    BadPassword,
+    #[error("{0}")]
+    WeakPassword(#[from] WeakPassword),
+    #[error("that would leave no enabled admin")]
+    LastAdmin,
+    #[error("the current password is not right")]
+    WrongPassword,
     #[error("user {0:?} already exists")]
     Exists(String),
     #[error("no user {0:?}")]
@@ -58,68 +64,213 @@ pub fn validate_roles(roles: &[String]) -> Result<Vec<String>, UserError> {
     Ok(valid)
 }
 
-pub async fn create_user(
+/// Who performs a change, from where: every change below is audited in the same function
+/// that makes it, so the log cannot miss one.
+pub struct Operator<'a> {
+    pub store: &'a Store,
+    pub clock: &'a Clock,
+    pub metrics: &'a Metrics,
+    pub name: &'a str,
+    pub ip: &'a str,
+}
+
+impl Operator<'_> {
+    pub async fn audit(
+        &self,
+        action: Action,
+        target: &str,
+        detail: &str,
+    ) -> Result<(), StoreError> {
+        let event = audit::Event {
+            action,
+            actor: self.name,
+            target,
+            detail,
+            ip: self.ip,
+        };
+        audit::record(self.store, self.metrics, self.clock.now(), event).await
+    }
+
+    fn guard_result(&self, name: &str, change: GuardedChange) -> Result<(), UserError> {
+        match change {
+            GuardedChange::Done => Ok(()),
+            GuardedChange::NoSuchUser => Err(UserError::NotFound(name.to_owned())),
+            GuardedChange::LastAdmin => Err(UserError::LastAdmin),
+        }
+    }
+
+    /// Creates a user. `check_strength` is off only for the bootstrap admin, whose password is
+    /// 256 random bits.
+    pub async fn create_user(
+        &self,
+        name: &str,
+        password: &str,
+        roles: &[String],
+    ) -> Result<UserRecord, UserError> {
+        let name = normalize_name(name)?;
+        let roles = validate_roles(roles)?;
+        password::check_strength(password, &name)?;
+        let user = insert_user(self.store, self.clock, &name, password, &roles).await?;
+        self.audit(
+            Action::UserCreated,
+            &name,
+            &format!("roles: {}", roles.join(",")),
+        )
+        .await?;
+        Ok(user)
+    }
+
+    /// Takes effect on the next request of every live session: sessions read roles on each
+    /// load. With `protect_last_admin`, refuses to leave the deployment without an admin.
+    pub async fn set_roles(
+        &self,
+        name: &str,
+        roles: &[String],
+        protect_last_admin: bool,
+    ) -> Result<(), UserError> {
+        let name = normalize_name(name)?;
+        let roles = validate_roles(roles)?;
+        let before = self
+            .store
+            .user(&name)
+            .await?
+            .ok_or_else(|| UserError::NotFound(name.clone()))?
+            .roles;
+        let change = self
+            .store
+            .set_roles(&name, &roles, protect_last_admin)
+            .await?;
+        self.guard_result(&name, change)?;
+        let detail = format!("{} -> {}", before.join(","), roles.join(","));
+        self.audit(Action::RolesChanged, &name, &detail).await?;
+        Ok(())
+    }
+
+    /// Disabling also deletes the user's sessions, so nothing of them outlives the flag being
+    /// cleared again later. Returns how many live sessions were ended.
+    pub async fn set_disabled(
+        &self,
+        name: &str,
+        disabled: bool,
+        protect_last_admin: bool,
+    ) -> Result<u64, UserError> {
+        let name = normalize_name(name)?;
+        let change = self
+            .store
+            .set_disabled(&name, disabled, protect_last_admin)
+            .await?;
+        self.guard_result(&name, change)?;
+        if disabled {
+            let ended = self.store.revoke_all_for_user(&name, None).await?;
+            self.audit(
+                Action::UserDisabled,
+                &name,
+                &format!("ended {ended} session(s)"),
+            )
+            .await?;
+            Ok(ended)
+        } else {
+            self.audit(Action::UserEnabled, &name, "").await?;
+            Ok(0)
+        }
+    }
+
+    /// Ends one session of `user`, named by its handle; false when `user` has no such session.
+    pub async fn revoke_session(&self, user: &str, handle: &str) -> Result<bool, UserError> {
+        let revoked = self.store.revoke_session(user, handle).await?;
+        if revoked {
+            self.audit(Action::SessionRevoked, user, &format!("session {handle}"))
+                .await?;
+        }
+        Ok(revoked)
+    }
+
+    /// Ends every session of `user` except `keep` (a handle).
+    pub async fn revoke_all(&self, user: &str, keep: Option<&str>) -> Result<u64, UserError> {
+        let ended = self.store.revoke_all_for_user(user, keep).await?;
+        let detail = match keep {
+            Some(_) => format!("ended {ended} other session(s)"),
+            None => format!("ended {ended} session(s)"),
+        };
+        self.audit(Action::AllSessionsRevoked, user, &detail)
+            .await?;
+        Ok(ended)
+    }
+
+    /// Sets a new password and ends every session of the user. The caller decides what proves
+    /// the right to do so (the current password, or the admin role).
+    pub async fn set_password(
+        &self,
+        name: &str,
+        new_password: &str,
+        action: Action,
+    ) -> Result<u64, UserError> {
+        let name = normalize_name(name)?;
+        password::check_strength(new_password, &name)?;
+        let phc = password::hash_password(new_password.to_owned()).await?;
+        if !self.store.set_password(&name, &phc).await? {
+            return Err(UserError::NotFound(name));
+        }
+        let ended = self.store.revoke_all_for_user(&name, None).await?;
+        self.audit(action, &name, &format!("ended {ended} session(s)"))
+            .await?;
+        Ok(ended)
+    }
+
+    /// An admin's reset: a random password, returned once to show to the admin.
+    pub async fn reset_password(&self, name: &str) -> Result<String, UserError> {
+        let password = random_token()?;
+        self.set_password(name, &password, Action::PasswordReset)
+            .await?;
+        Ok(password)
+    }
+}
+
+async fn insert_user(
     store: &Store,
     clock: &Clock,
     name: &str,
     password: &str,
     roles: &[String],
 ) -> Result<UserRecord, UserError> {
-    let name = normalize_name(name)?;
-    let roles = validate_roles(roles)?;
-    let length = password.chars().count();
-    if !(MIN_PASSWORD_LEN..=MAX_PASSWORD_LEN).contains(&length) {
-        return Err(UserError::BadPassword);
-    }
     let phc = password::hash_password(password.to_owned()).await?;
     let user = UserRecord {
-        name: name.clone(),
+        name: name.to_owned(),
         phc,
-        roles,
+        roles: roles.to_vec(),
         disabled: false,
         created: clock.now(),
     };
     if store.create_user(&user).await? {
         Ok(user)
     } else {
-        Err(UserError::Exists(name))
-    }
-}
-
-/// Takes effect on the next request of every live session: sessions read roles on each load.
-pub async fn set_roles(store: &Store, name: &str, roles: &[String]) -> Result<(), UserError> {
-    let name = normalize_name(name)?;
-    let roles = validate_roles(roles)?;
-    if store.set_roles(&name, &roles).await? {
-        Ok(())
-    } else {
-        Err(UserError::NotFound(name))
-    }
-}
-
-/// Disabling also deletes the user's sessions, so nothing of them outlives the flag being
-/// cleared again later. Returns how many live sessions were ended.
-pub async fn set_disabled(store: &Store, name: &str, disabled: bool) -> Result<u64, UserError> {
-    let name = normalize_name(name)?;
-    if !store.set_disabled(&name, disabled).await? {
-        return Err(UserError::NotFound(name));
-    }
-    if disabled {
-        Ok(store.revoke_all_for_user(&name).await?)
-    } else {
-        Ok(0)
+        Err(UserError::Exists(name.to_owned()))
     }
 }
 
 /// With no users at all, creates `admin` with a random password and returns that password,
 /// so a fresh install can be logged into; `None` when users exist.
-pub async fn bootstrap_admin(store: &Store, clock: &Clock) -> Result<Option<String>, UserError> {
+pub async fn bootstrap_admin(
+    store: &Store,
+    clock: &Clock,
+    metrics: &Metrics,
+) -> Result<Option<String>, UserError> {
     if store.user_count().await? > 0 {
         return Ok(None);
     }
     let password = random_token()?;
-    match create_user(store, clock, "admin", &password, &["admin".to_owned()]).await {
-        Ok(_) => Ok(Some(password)),
+    match insert_user(store, clock, "admin", &password, &["admin".to_owned()]).await {
+        Ok(_) => {
+            let event = audit::Event {
+                action: Action::UserCreated,
+                actor: "system",
+                target: "admin",
+                detail: "bootstrap",
+                ip: "",
+            };
+            audit::record(store, metrics, clock.now(), event).await?;
+            Ok(Some(password))
+        }
         // Another instance bootstrapped first.
         Err(UserError::Exists(_)) => Ok(None),
         Err(e) => Err(e),

@@ -5,9 +5,11 @@ use actix_session::Session;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::random::{RandomError, random_token};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-const CSRF_FIELD: &str = "csrf";
+use super::random::{RandomError, random_bytes};
+use crate::store::CSRF_FIELD;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CsrfError {
@@ -29,7 +31,8 @@ pub fn token(session: &Session) -> Result<String, CsrfError> {
 
 /// Replaces the token; called at login so a token seen before authentication is worthless after.
 pub fn rotate(session: &Session) -> Result<String, CsrfError> {
-    let token = random_token()?;
+    // 128 bits, as OWASP asks of CSRF tokens; it is stored once per session.
+    let token = URL_SAFE_NO_PAD.encode(random_bytes::<16>()?);
     session
         .insert(CSRF_FIELD, &token)
         .map_err(|e| CsrfError::Session(e.to_string()))?;

@@ -9,7 +9,7 @@ use actix_web::{
     http::header,
 };
 
-use crate::store::{ROLES_FIELD, UID_FIELD};
+use crate::store::{AUTH_AT_FIELD, HANDLE_FIELD, ROLES_FIELD, UID_FIELD};
 
 /// The logged-in user of this request, with the roles the user has *now*: they are read from
 /// the user record in the same round trip that loads the session, so a role change or a
@@ -18,6 +18,10 @@ use crate::store::{ROLES_FIELD, UID_FIELD};
 pub struct Identity {
     pub username: String,
     pub roles: Vec<String>,
+    /// The current session's public handle.
+    pub handle: String,
+    /// When the password was last typed in this session (login or step-up), Unix seconds.
+    pub authenticated_at: i64,
     session: Session,
 }
 
@@ -40,8 +44,14 @@ impl Identity {
         &self.session
     }
 
+    /// Whether the password was typed within `window_secs`: sensitive actions ask for it again
+    /// otherwise (step-up), so a borrowed unlocked laptop cannot end the owner's other sessions.
+    pub fn recently_authenticated(&self, now: i64, window_secs: i64) -> bool {
+        now - self.authenticated_at <= window_secs
+    }
+
     fn from_session(session: Session) -> Option<Identity> {
-        let (username, roles) = {
+        let (username, roles, handle, authenticated_at) = {
             let entries = session.entries();
             let username: String = serde_json::from_str(entries.get(UID_FIELD)?).ok()?;
             let roles = entries
@@ -54,11 +64,18 @@ impl Identity {
                         .collect()
                 })
                 .unwrap_or_default();
-            (username, roles)
+            let handle = entries.get(HANDLE_FIELD).cloned().unwrap_or_default();
+            let authenticated_at = entries
+                .get(AUTH_AT_FIELD)
+                .and_then(|raw| raw.parse().ok())
+                .unwrap_or(0);
+            (username, roles, handle, authenticated_at)
         };
         Some(Identity {
             username,
             roles,
+            handle,
+            authenticated_at,
             session,
         })
     }

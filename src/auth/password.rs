@@ -26,6 +26,39 @@ pub enum PasswordError {
     Join(#[from] tokio::task::JoinError),
 }
 
+/// Why a new password was refused, in words for the person choosing it.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct WeakPassword(pub String);
+
+/// Length limits, then zxcvbn (which ships frequency lists of common passwords, names and
+/// words): anything it scores below 3 of 4 ("safely unguessable") is refused, as is a password
+/// built from the user's own name.
+pub fn check_strength(password: &str, user_name: &str) -> Result<(), WeakPassword> {
+    let length = password.chars().count();
+    if length < MIN_PASSWORD_LEN {
+        return Err(WeakPassword(format!(
+            "Use at least {MIN_PASSWORD_LEN} characters."
+        )));
+    }
+    if length > MAX_PASSWORD_LEN {
+        return Err(WeakPassword(format!(
+            "Use at most {MAX_PASSWORD_LEN} characters."
+        )));
+    }
+    let estimate = zxcvbn::zxcvbn(password, &[user_name, "sessiond"]);
+    if u8::from(estimate.score()) >= 3 {
+        return Ok(());
+    }
+    let advice = estimate
+        .feedback()
+        .and_then(|f| f.warning().map(|w| w.to_string()))
+        .unwrap_or_else(|| "This password is too easy to guess.".to_owned());
+    Err(WeakPassword(format!(
+        "{advice} Try a longer phrase of several unrelated words."
+    )))
+}
+
 fn hasher() -> Result<Argon2<'static>, PasswordError> {
     let params = Params::new(MEMORY_KIB, PASSES, LANES, None)
         .map_err(|e| PasswordError::Hash(e.to_string()))?;
@@ -68,7 +101,7 @@ pub async fn verify_password(
     metrics: &Metrics,
 ) -> Result<bool, PasswordError> {
     let matched = off_the_reactor(move || verify_password_blocking(&phc, &password)).await??;
-    Metrics::inc(&metrics.password_verifications);
+    metrics.password_verifications.inc();
     Ok(matched)
 }
 
@@ -82,6 +115,22 @@ mod tests {
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
         assert!(verify_password_blocking(&phc, "correct horse").unwrap());
         assert!(!verify_password_blocking(&phc, "wrong horse").unwrap());
+    }
+
+    #[test]
+    fn common_and_short_passwords_are_refused() {
+        for weak in [
+            "password",
+            "password123",
+            "qwertyuiop",
+            "letmein1",
+            "alice2024!",
+            "short",
+        ] {
+            assert!(check_strength(weak, "alice").is_err(), "{weak:?}");
+        }
+        assert!(check_strength("correct horse battery staple", "alice").is_ok());
+        assert!(check_strength(&"x".repeat(MAX_PASSWORD_LEN + 1), "alice").is_err());
     }
 
     #[test]

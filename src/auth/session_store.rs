@@ -27,9 +27,9 @@ impl SessionBackend {
     }
 }
 
-/// What Redis stores in place of the ID: base64url(SHA-256(id)).
+/// What Redis stores in place of the ID: base64url of the first 128 bits of SHA-256(id).
 pub fn session_id_hash(session_id: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(session_id.as_bytes()))
+    URL_SAFE_NO_PAD.encode(&Sha256::digest(session_id.as_bytes())[..16])
 }
 
 /// The hash of a presented ID, or `None` when it cannot be one we issued; such a value is
@@ -140,6 +140,6 @@ mod tests {
         let id = new_session_id().unwrap();
         let hash = session_id_hash(&id);
         assert_ne!(hash, id);
-        assert_eq!(hash.len(), 43, "base64url of a SHA-256 digest");
+        assert_eq!(hash.len(), 22, "base64url of 128 bits of a SHA-256 digest");
     }
 }

@@ -21,3 +21,19 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         }
     }
 }
+
+/// Prometheus text format. The active-session gauge is refreshed from the store per scrape.
+pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    match state.store.active_sessions().await {
+        Ok(active) => {
+            state.metrics.active_sessions.set(active as i64);
+        }
+        Err(e) => tracing::warn!(error = %e, "could not count active sessions"),
+    }
+    match state.metrics.encode() {
+        Ok(text) => HttpResponse::Ok()
+            .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+            .body(text),
+        Err(_) => HttpResponse::InternalServerError().finish(),
+    }
+}

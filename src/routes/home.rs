@@ -3,6 +3,7 @@ use askama::Template;
 
 use crate::auth::{Identity, csrf};
 use crate::error::PageError;
+use crate::routes::Nav;
 
 pub struct SignedIn {
     pub username: String,
@@ -15,10 +16,12 @@ pub struct SignedIn {
 #[template(path = "index.html")]
 struct HomePage {
     user: Option<SignedIn>,
+    nav: Option<Nav>,
 }
 
 #[tracing::instrument(name = "home", skip_all)]
 pub async fn get(identity: Option<Identity>) -> Result<HttpResponse, PageError> {
+    let nav = identity.as_ref().map(Nav::for_identity).transpose()?;
     let user = match identity {
         Some(identity) => Some(SignedIn {
             csrf: csrf::token(identity.session())?,
@@ -30,5 +33,5 @@ pub async fn get(identity: Option<Identity>) -> Result<HttpResponse, PageError> 
     };
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
-        .body(HomePage { user }.render()?))
+        .body(HomePage { user, nav }.render()?))
 }

@@ -1,5 +1,6 @@
 //! The HTTP surface, one module per URL.
 
+pub mod account;
 pub mod admin;
 pub mod api;
 pub mod health;
@@ -11,8 +12,9 @@ pub mod static_files;
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, http::header, web};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
+use crate::auth::{Identity, csrf};
 use crate::config::Settings;
-use crate::error::page_response;
+use crate::error::{PageError, page_response};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/", web::get().to(home::get))
@@ -27,8 +29,75 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::post().to(logout::post))
                 .default_service(web::to(method_not_allowed)),
         )
+        .route("/account/sessions", web::get().to(account::sessions::get))
+        .route(
+            "/account/sessions/revoke-others",
+            web::post().to(account::sessions::revoke_others),
+        )
+        .route(
+            "/account/sessions/{handle}/revoke",
+            web::post().to(account::sessions::revoke),
+        )
+        .route("/account/password", web::post().to(account::password::post))
+        .route("/account/reauth", web::get().to(account::reauth::get))
+        .route("/account/reauth", web::post().to(account::reauth::post))
         .route("/admin", web::get().to(admin::get))
+        .route("/admin/users", web::get().to(admin::users::list))
+        .route("/admin/users", web::post().to(admin::users::create))
+        .route("/admin/users/{name}", web::get().to(admin::users::show))
+        .route(
+            "/admin/users/{name}/roles",
+            web::post().to(admin::users::set_roles),
+        )
+        .route(
+            "/admin/users/{name}/password-reset",
+            web::post().to(admin::users::reset_password),
+        )
+        .route(
+            "/admin/users/{name}/sessions/revoke-all",
+            web::post().to(admin::users::revoke_all),
+        )
+        .route(
+            "/admin/users/{name}/sessions/{handle}/revoke",
+            web::post().to(admin::users::revoke_session),
+        )
+        .route(
+            "/admin/users/{name}/{action}",
+            web::post().to(admin::users::set_disabled),
+        )
+        .route("/admin/sessions", web::get().to(admin::sessions::list))
+        .route("/admin/audit", web::get().to(admin::audit::list))
         .route("/api/me", web::get().to(api::me::get))
+        .route("/api/csrf", web::get().to(api::csrf_token))
+        .route("/api/reauth", web::post().to(api::reauth))
+        .route("/api/admin/users", web::get().to(api::admin::list_users))
+        .route("/api/admin/users", web::post().to(api::admin::create_user))
+        .route(
+            "/api/admin/users/{name}/sessions",
+            web::get().to(api::admin::user_sessions),
+        )
+        .route(
+            "/api/admin/users/{name}/sessions",
+            web::delete().to(api::admin::revoke_all),
+        )
+        .route(
+            "/api/admin/users/{name}/sessions/{handle}",
+            web::delete().to(api::admin::revoke_session),
+        )
+        .route(
+            "/api/admin/users/{name}/roles",
+            web::put().to(api::admin::set_roles),
+        )
+        .route(
+            "/api/admin/users/{name}/disabled",
+            web::put().to(api::admin::set_disabled),
+        )
+        .route(
+            "/api/admin/sessions",
+            web::get().to(api::admin::list_sessions),
+        )
+        .route("/api/admin/audit", web::get().to(api::admin::audit))
+        .route("/metrics", web::get().to(health::metrics))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/static/style.css", web::get().to(static_files::stylesheet));
@@ -92,6 +161,47 @@ pub fn client_ip(req: &HttpRequest, settings: &Settings) -> String {
     req.peer_addr()
         .map(|addr| addr.ip().to_string())
         .unwrap_or_else(|| "unknown".to_owned())
+}
+
+/// What the header shows a signed-in person on every page.
+pub struct Nav {
+    pub username: String,
+    pub is_admin: bool,
+    pub csrf: String,
+}
+
+impl Nav {
+    pub fn for_identity(identity: &Identity) -> Result<Nav, PageError> {
+        Ok(Nav {
+            username: identity.username.clone(),
+            is_admin: identity.has_role("admin"),
+            csrf: csrf::token(identity.session())?,
+        })
+    }
+}
+
+pub fn html(status: StatusCode, page: &impl askama::Template) -> Result<HttpResponse, PageError> {
+    Ok(HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(page.render()?))
+}
+
+/// "2026-11-22 06:00:00", UTC.
+pub fn format_time(unix_secs: i64) -> String {
+    let format = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    time::OffsetDateTime::from_unix_timestamp(unix_secs)
+        .ok()
+        .and_then(|t| t.format(&format).ok())
+        .unwrap_or_else(|| "-".to_owned())
+}
+
+/// Roles typed into a form: separated by spaces or commas.
+pub fn parse_roles(input: &str) -> Vec<String> {
+    input
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|r| !r.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 pub fn see_other(location: &str) -> HttpResponse {

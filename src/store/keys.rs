@@ -2,15 +2,22 @@
 //!
 //! | key | type | TTL | holds |
 //! |---|---|---|---|
-//! | `{p}s:{sid_hash}` | hash | sliding: min(last seen + idle, created + absolute) | one session: `uid`, `csrf`, `auth_at`, `ip`, `ua` (JSON values written by actix-session), `_created`, `_seen` (Unix seconds, store-managed) |
+//! | `{p}s:{sid_hash}` | hash | sliding: min(last seen + idle, created + absolute) | one session: `uid`, `csrf`, `at` (last password entry), `ip`, `dev` (browser and OS) as JSON values written by actix-session; `_c` created, `_s` last seen (Unix seconds, store-managed) |
 //! | `{p}us:{user}` | sorted set | absolute timeout, renewed on login | the user's live sessions: member `sid_hash`, score = when that session expires |
+//! | `{p}sessions` | stream | trimmed to the absolute timeout | every authenticated session created, newest last (`h` = sid_hash, `u` = user): the "all sessions" listing |
+//! | `{p}active:{minute}` | HyperLogLog | idle timeout + 2 min | sessions seen in that minute (the "active sessions" estimate) |
 //! | `{p}u:{user}` | hash | none | one user: `phc` (argon2id PHC string), `roles` (comma-separated), `disabled` (`0`/`1`), `created` |
 //! | `{p}users` | sorted set | none | every user name, score 0, so names list in order with `ZRANGEBYLEX` |
+//! | `{p}admins` | set | none | enabled users with role `admin`, kept by the same scripts that change roles and the disabled flag, for the last-admin guard |
 //! | `{p}t:{scope}:{id}` | string (counter) | the throttle window | failed logins per account (`acct`) or per client IP (`ip`) |
+//! | `{p}audit`, `{p}audit:u:{user}` | stream | capped (~10,000 / ~500 entries) | the audit log, globally and per user named in an entry |
+//! | `{p}stat:{kind}:{minute}` | string (counter) | 48 h | logins, failed logins and revocations per minute, for the dashboard chart |
 //! | `{p}secret:{name}` | string | none | shared secrets generated once for all instances (`cookie_key`) |
 //!
-//! `sid_hash` is base64url(SHA-256(session ID)): Redis never holds a usable session ID, so a
-//! leaked dump or a `MONITOR` feed cannot be replayed as a cookie.
+//! `sid_hash` is base64url of the first 128 bits of SHA-256(session ID): Redis never holds a
+//! usable session ID, so a leaked dump or a `MONITOR` feed cannot be replayed as a cookie, and
+//! 128 bits keep keys short (memory per session is a benchmark target) while leaving neither
+//! collisions nor preimages within reach. The same value is the session's public handle.
 
 #[derive(Clone, Debug)]
 pub struct Keys {
@@ -38,6 +45,33 @@ impl Keys {
 
     pub fn user_sessions_prefix(&self) -> String {
         format!("{}us:", self.prefix)
+    }
+
+    pub fn sessions_stream(&self) -> String {
+        format!("{}sessions", self.prefix)
+    }
+
+    pub fn active_prefix(&self) -> String {
+        format!("{}active:", self.prefix)
+    }
+
+    pub fn active(&self, minute: i64) -> String {
+        format!("{}active:{minute}", self.prefix)
+    }
+
+    pub fn admins(&self) -> String {
+        format!("{}admins", self.prefix)
+    }
+
+    pub fn audit(&self, user: Option<&str>) -> String {
+        match user {
+            Some(user) => format!("{}audit:u:{user}", self.prefix),
+            None => format!("{}audit", self.prefix),
+        }
+    }
+
+    pub fn stat(&self, kind: &str, minute: i64) -> String {
+        format!("{}stat:{kind}:{minute}", self.prefix)
     }
 
     pub fn user(&self, user: &str) -> String {

@@ -1,12 +1,13 @@
 //! The embedded store: everything in one process, gone on restart. It follows the same rules
 //! as the Redis store so the behaviour suite can hold both to one standard.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
 use super::{
-    CREATED_FIELD, Counter, ROLES_FIELD, SEEN_FIELD, SessionPolicy, StoreError, UID_FIELD,
-    UserRecord,
+    AUDIT_CAP, AuditEntry, CREATED_FIELD, Counter, DEVICE_FIELD, GuardedChange, HANDLE_FIELD,
+    IP_FIELD, Page, ROLES_FIELD, SEEN_FIELD, STATS_RETENTION_SECS, SessionInfo, SessionPolicy,
+    Stat, StoreError, UID_FIELD, UserRecord, UserSummary, is_admin, minute_of,
 };
 use crate::clock::Clock;
 
@@ -21,9 +22,14 @@ struct Inner {
     sessions: HashMap<String, MemorySession>,
     /// user -> (sid_hash -> expires at): the per-user index.
     user_sessions: HashMap<String, HashMap<String, i64>>,
+    /// (created, sequence, sid_hash) of authenticated sessions, oldest first.
+    recent: VecDeque<(i64, u64, String)>,
+    sequence: u64,
     users: BTreeMap<String, UserRecord>,
     counters: HashMap<String, (u64, i64)>,
     secrets: HashMap<String, String>,
+    audit: VecDeque<AuditEntry>,
+    stats: HashMap<(&'static str, i64), u64>,
 }
 
 struct MemorySession {
@@ -31,6 +37,25 @@ struct MemorySession {
     fields: HashMap<String, String>,
     created: i64,
     seen: i64,
+}
+
+impl MemorySession {
+    fn info(&self, handle: &str) -> Option<SessionInfo> {
+        let text = |field: &str| {
+            self.fields
+                .get(field)
+                .and_then(|raw| serde_json::from_str::<String>(raw).ok())
+                .unwrap_or_default()
+        };
+        Some(SessionInfo {
+            handle: handle.to_owned(),
+            user: self.uid.clone()?,
+            created: self.created,
+            last_seen: self.seen,
+            ip: text(IP_FIELD),
+            device: text(DEVICE_FIELD),
+        })
+    }
 }
 
 impl MemoryStore {
@@ -76,9 +101,8 @@ impl MemoryStore {
             inner.remove_session(sid_hash);
             return Ok(None);
         };
-        let touch = now - session.seen >= self.policy.touch_secs;
-        if touch {
-            let new_expiry = self.policy.expires_at(session.created, now);
+        if now - session.seen >= self.policy.touch_secs {
+            let created = session.created;
             if let Some(session) = inner.sessions.get_mut(sid_hash) {
                 session.seen = now;
             }
@@ -87,7 +111,7 @@ impl MemoryStore {
                     .user_sessions
                     .entry(uid.clone())
                     .or_default()
-                    .insert(sid_hash.to_owned(), new_expiry);
+                    .insert(sid_hash.to_owned(), self.policy.expires_at(created, now));
             }
         }
         let Some(session) = inner.sessions.get(sid_hash) else {
@@ -97,6 +121,7 @@ impl MemoryStore {
         state.insert(CREATED_FIELD.into(), session.created.to_string());
         state.insert(SEEN_FIELD.into(), session.seen.to_string());
         state.insert(ROLES_FIELD.into(), roles);
+        state.insert(HANDLE_FIELD.into(), sid_hash.to_owned());
         Ok(Some(state))
     }
 
@@ -112,6 +137,17 @@ impl MemoryStore {
             let index = inner.user_sessions.entry(uid.to_owned()).or_default();
             index.retain(|_, expires| *expires > now);
             index.insert(sid_hash.to_owned(), self.policy.expires_at(now, now));
+            inner.sequence += 1;
+            let sequence = inner.sequence;
+            inner.recent.push_back((now, sequence, sid_hash.to_owned()));
+            let oldest_live = now - self.policy.absolute_secs;
+            while inner
+                .recent
+                .front()
+                .is_some_and(|(c, _, _)| *c <= oldest_live)
+            {
+                inner.recent.pop_front();
+            }
         }
         inner.sessions.insert(
             sid_hash.to_owned(),
@@ -148,16 +184,37 @@ impl MemoryStore {
         Ok(())
     }
 
-    pub async fn revoke_all_for_user(&self, user: &str) -> Result<u64, StoreError> {
+    pub async fn revoke_all_for_user(
+        &self,
+        user: &str,
+        keep: Option<&str>,
+    ) -> Result<u64, StoreError> {
         let mut inner = self.lock();
-        let hashes = inner.user_sessions.remove(user).unwrap_or_default();
+        let hashes: Vec<String> = inner
+            .user_sessions
+            .get(user)
+            .map(|index| index.keys().cloned().collect())
+            .unwrap_or_default();
         let mut live = 0;
-        for hash in hashes.keys() {
-            if inner.sessions.remove(hash).is_some() {
+        for hash in hashes.iter().filter(|h| Some(h.as_str()) != keep) {
+            if inner.sessions.contains_key(hash) {
                 live += 1;
             }
+            inner.remove_session(hash);
         }
         Ok(live)
+    }
+
+    pub async fn revoke_session(&self, user: &str, handle: &str) -> Result<bool, StoreError> {
+        let mut inner = self.lock();
+        let owned = inner
+            .sessions
+            .get(handle)
+            .is_some_and(|s| s.uid.as_deref() == Some(user));
+        if owned {
+            inner.remove_session(handle);
+        }
+        Ok(owned)
     }
 
     pub async fn user_session_hashes(&self, user: &str) -> Result<Vec<String>, StoreError> {
@@ -177,6 +234,66 @@ impl MemoryStore {
         Ok(hashes.into_iter().map(|(h, _)| h).collect())
     }
 
+    pub async fn session_infos(
+        &self,
+        hashes: &[String],
+    ) -> Result<Vec<Option<SessionInfo>>, StoreError> {
+        let now = self.clock.now();
+        let inner = self.lock();
+        Ok(hashes
+            .iter()
+            .map(|hash| {
+                inner
+                    .sessions
+                    .get(hash)
+                    .filter(|s| now < self.policy.expires_at(s.created, s.seen))
+                    .and_then(|s| s.info(hash))
+            })
+            .collect())
+    }
+
+    pub async fn recent_sessions(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<SessionInfo>, StoreError> {
+        let now = self.clock.now();
+        let inner = self.lock();
+        let after: Option<u64> = after.and_then(|a| a.parse().ok());
+        let mut live = inner
+            .recent
+            .iter()
+            .rev()
+            .filter(|(_, sequence, _)| after.is_none_or(|a| *sequence < a))
+            .filter_map(|(_, sequence, hash)| {
+                let session = inner.sessions.get(hash)?;
+                (now < self.policy.expires_at(session.created, session.seen))
+                    .then(|| session.info(hash))
+                    .flatten()
+                    .map(|info| (*sequence, info))
+            });
+        let page: Vec<(u64, SessionInfo)> = live.by_ref().take(limit).collect();
+        let next = if live.next().is_some() {
+            page.last().map(|(sequence, _)| sequence.to_string())
+        } else {
+            None
+        };
+        Ok(Page {
+            items: page.into_iter().map(|(_, info)| info).collect(),
+            next,
+        })
+    }
+
+    pub async fn active_sessions(&self) -> Result<u64, StoreError> {
+        let now = self.clock.now();
+        let inner = self.lock();
+        Ok(inner
+            .sessions
+            .values()
+            .filter(|s| s.uid.is_some() && now < self.policy.expires_at(s.created, s.seen))
+            .count() as u64)
+    }
+
     pub async fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
         Ok(self.lock().users.get(name).cloned())
     }
@@ -190,20 +307,97 @@ impl MemoryStore {
         Ok(true)
     }
 
-    pub async fn set_roles(&self, name: &str, roles: &[String]) -> Result<bool, StoreError> {
-        Ok(match self.lock().users.get_mut(name) {
-            Some(user) => {
-                user.roles = roles.to_vec();
-                true
-            }
-            None => false,
-        })
+    pub async fn list_users(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<UserSummary>, StoreError> {
+        let now = self.clock.now();
+        let inner = self.lock();
+        let mut matching = inner
+            .users
+            .range(after.unwrap_or(prefix).to_owned()..)
+            .filter(|(name, _)| after.is_none_or(|a| name.as_str() > a))
+            .take_while(|(name, _)| name.starts_with(prefix));
+        let items: Vec<UserSummary> = matching
+            .by_ref()
+            .take(limit)
+            .map(|(name, user)| UserSummary {
+                name: name.clone(),
+                roles: user.roles.clone(),
+                disabled: user.disabled,
+                created: user.created,
+                live_sessions: inner
+                    .user_sessions
+                    .get(name)
+                    .map(|index| {
+                        index
+                            .iter()
+                            .filter(|(h, e)| **e > now && inner.sessions.contains_key(*h))
+                            .count() as u64
+                    })
+                    .unwrap_or(0),
+            })
+            .collect();
+        let next = if matching.next().is_some() {
+            items.last().map(|u| u.name.clone())
+        } else {
+            None
+        };
+        Ok(Page { items, next })
     }
 
-    pub async fn set_disabled(&self, name: &str, disabled: bool) -> Result<bool, StoreError> {
+    fn enabled_admins(inner: &Inner) -> usize {
+        inner
+            .users
+            .values()
+            .filter(|u| !u.disabled && is_admin(&u.roles))
+            .count()
+    }
+
+    pub async fn set_roles(
+        &self,
+        name: &str,
+        roles: &[String],
+        protect_last_admin: bool,
+    ) -> Result<GuardedChange, StoreError> {
+        let mut inner = self.lock();
+        let admins = Self::enabled_admins(&inner);
+        let Some(user) = inner.users.get_mut(name) else {
+            return Ok(GuardedChange::NoSuchUser);
+        };
+        let loses_admin = !user.disabled && is_admin(&user.roles) && !is_admin(roles);
+        if protect_last_admin && loses_admin && admins <= 1 {
+            return Ok(GuardedChange::LastAdmin);
+        }
+        user.roles = roles.to_vec();
+        Ok(GuardedChange::Done)
+    }
+
+    pub async fn set_disabled(
+        &self,
+        name: &str,
+        disabled: bool,
+        protect_last_admin: bool,
+    ) -> Result<GuardedChange, StoreError> {
+        let mut inner = self.lock();
+        let admins = Self::enabled_admins(&inner);
+        let Some(user) = inner.users.get_mut(name) else {
+            return Ok(GuardedChange::NoSuchUser);
+        };
+        let loses_admin = disabled && !user.disabled && is_admin(&user.roles);
+        if protect_last_admin && loses_admin && admins <= 1 {
+            return Ok(GuardedChange::LastAdmin);
+        }
+        user.disabled = disabled;
+        Ok(GuardedChange::Done)
+    }
+
+    pub async fn set_password(&self, name: &str, phc: &str) -> Result<bool, StoreError> {
         Ok(match self.lock().users.get_mut(name) {
             Some(user) => {
-                user.disabled = disabled;
+                user.phc = phc.to_owned();
                 true
             }
             None => false,
@@ -253,6 +447,65 @@ impl MemoryStore {
             .entry(name.to_owned())
             .or_insert_with(|| candidate.to_owned())
             .clone())
+    }
+
+    pub async fn record(&self, entry: &AuditEntry, stat: Option<Stat>) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        inner.sequence += 1;
+        let mut entry = entry.clone();
+        entry.id = inner.sequence.to_string();
+        inner.audit.push_back(entry);
+        while inner.audit.len() > AUDIT_CAP {
+            inner.audit.pop_front();
+        }
+        if let Some(stat) = stat {
+            *inner
+                .stats
+                .entry((stat.name(), minute_of(now)))
+                .or_default() += 1;
+            let oldest = minute_of(now - STATS_RETENTION_SECS);
+            inner.stats.retain(|(_, minute), _| *minute >= oldest);
+        }
+        Ok(())
+    }
+
+    pub async fn audit(
+        &self,
+        user: Option<&str>,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<AuditEntry>, StoreError> {
+        let inner = self.lock();
+        let before: Option<u64> = before.and_then(|b| b.parse().ok());
+        let mut matching = inner
+            .audit
+            .iter()
+            .rev()
+            .filter(|e| before.is_none_or(|b| e.id.parse::<u64>().is_ok_and(|id| id < b)))
+            .filter(|e| user.is_none_or(|u| e.actor == u || e.target == u));
+        let items: Vec<AuditEntry> = matching.by_ref().take(limit).cloned().collect();
+        let next = if matching.next().is_some() {
+            items.last().map(|e| e.id.clone())
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+
+    pub async fn stats(&self, stat: Stat, minutes: usize) -> Result<Vec<u64>, StoreError> {
+        let current = minute_of(self.clock.now());
+        let inner = self.lock();
+        Ok((0..minutes as i64)
+            .rev()
+            .map(|ago| {
+                inner
+                    .stats
+                    .get(&(stat.name(), current - ago))
+                    .copied()
+                    .unwrap_or(0)
+            })
+            .collect())
     }
 }
 

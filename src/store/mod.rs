@@ -16,12 +16,22 @@ use crate::clock::Clock;
 use crate::config::Settings;
 
 /// Session-state keys that the store manages itself; actix-session's state never writes them.
-pub const CREATED_FIELD: &str = "_created";
-pub const SEEN_FIELD: &str = "_seen";
+/// Names are short on purpose: they are stored once per session (see `keys.rs`).
+pub const CREATED_FIELD: &str = "_c";
+pub const SEEN_FIELD: &str = "_s";
 /// Computed on every load from the user record: the user's current roles, comma-separated.
 pub const ROLES_FIELD: &str = "_roles";
+/// Computed on every load: the session's own handle (its stored hash), so a page can mark
+/// "this session" in a list.
+pub const HANDLE_FIELD: &str = "_h";
 /// The session's owner, as a JSON string (actix-session encodes every value as JSON).
 pub const UID_FIELD: &str = "uid";
+/// When the user last typed their password in this session (login or step-up), Unix seconds.
+pub const AUTH_AT_FIELD: &str = "at";
+pub const IP_FIELD: &str = "ip";
+/// Browser and OS, read from the user agent at login ("Chrome 156 on Linux").
+pub const DEVICE_FIELD: &str = "dev";
+pub const CSRF_FIELD: &str = "csrf";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -62,6 +72,79 @@ impl SessionPolicy {
     }
 }
 
+/// A live session as the dashboards show it. `handle` is the stored hash of the ID: it names
+/// the session without being usable as a cookie.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SessionInfo {
+    pub handle: String,
+    pub user: String,
+    pub created: i64,
+    pub last_seen: i64,
+    pub ip: String,
+    pub device: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UserSummary {
+    pub name: String,
+    pub roles: Vec<String>,
+    pub disabled: bool,
+    pub created: i64,
+    pub live_sessions: u64,
+}
+
+/// One page of a listing and the cursor of the next page, if there is one.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+/// One audit log entry. Never holds a secret or a session ID (handles only).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AuditEntry {
+    pub id: String,
+    pub at: i64,
+    pub action: String,
+    pub actor: String,
+    pub target: String,
+    pub detail: String,
+    pub ip: String,
+}
+
+/// The result of a change the last-admin guard may refuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GuardedChange {
+    Done,
+    NoSuchUser,
+    /// Refused: it would leave no enabled admin.
+    LastAdmin,
+}
+
+/// Per-minute counters kept for the dashboard's chart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stat {
+    Login,
+    LoginFailed,
+    Revocation,
+}
+
+impl Stat {
+    pub fn name(self) -> &'static str {
+        match self {
+            Stat::Login => "login",
+            Stat::LoginFailed => "login_failed",
+            Stat::Revocation => "revocation",
+        }
+    }
+}
+
+/// How long per-minute stats are kept.
+pub const STATS_RETENTION_SECS: i64 = 48 * 3600;
+/// The global audit stream keeps about this many entries; each user's, about `USER_AUDIT_CAP`.
+pub const AUDIT_CAP: usize = 10_000;
+pub const USER_AUDIT_CAP: usize = 500;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
     pub name: String,
@@ -96,7 +179,11 @@ macro_rules! dispatch {
 impl Store {
     /// Opens the store named by `store.url`; Redis is connected lazily, so this succeeds
     /// even while Redis is down (requests then get 503 until it is back).
-    pub fn open(settings: &Settings, clock: Clock) -> Result<Store, StoreError> {
+    pub fn open(
+        settings: &Settings,
+        clock: Clock,
+        metrics: std::sync::Arc<crate::metrics::Metrics>,
+    ) -> Result<Store, StoreError> {
         let url = settings.store.url.as_str();
         let policy = SessionPolicy::from_settings(settings);
         if url == "memory://" || url == "memory" {
@@ -108,6 +195,7 @@ impl Store {
                 settings.store_timeout(),
                 clock,
                 policy,
+                metrics,
             )?))
         } else {
             Err(StoreError::BadUrl(url.to_owned()))
@@ -163,14 +251,94 @@ impl Store {
         dispatch!(self.delete_session(sid_hash))
     }
 
-    /// Deletes every session of `user`; returns how many were live.
-    pub async fn revoke_all_for_user(&self, user: &str) -> Result<u64, StoreError> {
-        dispatch!(self.revoke_all_for_user(user))
+    /// Deletes every session of `user` except `keep` (a handle); returns how many were live.
+    pub async fn revoke_all_for_user(
+        &self,
+        user: &str,
+        keep: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        dispatch!(self.revoke_all_for_user(user, keep))
+    }
+
+    /// Deletes one session of `user` by handle; false when the user has no such live session,
+    /// so nobody can end a session that is not theirs by guessing a handle.
+    pub async fn revoke_session(&self, user: &str, handle: &str) -> Result<bool, StoreError> {
+        dispatch!(self.revoke_session(user, handle))
     }
 
     /// Hashes of the user's live sessions (expired index entries are pruned first).
     pub async fn user_session_hashes(&self, user: &str) -> Result<Vec<String>, StoreError> {
         dispatch!(self.user_session_hashes(user))
+    }
+
+    /// The user's live sessions, most recently active first.
+    pub async fn sessions_of(&self, user: &str) -> Result<Vec<SessionInfo>, StoreError> {
+        let hashes = self.user_session_hashes(user).await?;
+        let mut sessions: Vec<SessionInfo> = self
+            .session_infos(&hashes)
+            .await?
+            .into_iter()
+            .flatten()
+            .collect();
+        sessions.sort_by_key(|s| std::cmp::Reverse(s.last_seen));
+        Ok(sessions)
+    }
+
+    /// Details of the given sessions; `None` for one that is gone.
+    pub async fn session_infos(
+        &self,
+        hashes: &[String],
+    ) -> Result<Vec<Option<SessionInfo>>, StoreError> {
+        dispatch!(self.session_infos(hashes))
+    }
+
+    /// Live sessions of everyone, newest first, a page at a time.
+    pub async fn recent_sessions(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<SessionInfo>, StoreError> {
+        dispatch!(self.recent_sessions(after, limit))
+    }
+
+    /// Authenticated sessions seen within the idle timeout. Redis estimates it (HyperLogLog,
+    /// ~1% error, constant memory); the memory store counts exactly.
+    pub async fn active_sessions(&self) -> Result<u64, StoreError> {
+        dispatch!(self.active_sessions())
+    }
+
+    /// Users whose name starts with `prefix`, in name order, after the cursor `after`.
+    pub async fn list_users(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<UserSummary>, StoreError> {
+        dispatch!(self.list_users(prefix, after, limit))
+    }
+
+    pub async fn set_password(&self, name: &str, phc: &str) -> Result<bool, StoreError> {
+        dispatch!(self.set_password(name, phc))
+    }
+
+    /// Appends to the audit log (global and per user) and bumps the per-minute stat, if any.
+    pub async fn record(&self, entry: &AuditEntry, stat: Option<Stat>) -> Result<(), StoreError> {
+        dispatch!(self.record(entry, stat))
+    }
+
+    /// Audit entries newest first, optionally only those naming `user`, before the cursor.
+    pub async fn audit(
+        &self,
+        user: Option<&str>,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<AuditEntry>, StoreError> {
+        dispatch!(self.audit(user, before, limit))
+    }
+
+    /// The stat per minute over the last `minutes` minutes, oldest first.
+    pub async fn stats(&self, stat: Stat, minutes: usize) -> Result<Vec<u64>, StoreError> {
+        dispatch!(self.stats(stat, minutes))
     }
 
     pub async fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
@@ -182,14 +350,24 @@ impl Store {
         dispatch!(self.create_user(user))
     }
 
-    /// Returns false when there is no such user.
-    pub async fn set_roles(&self, name: &str, roles: &[String]) -> Result<bool, StoreError> {
-        dispatch!(self.set_roles(name, roles))
+    /// With `protect_last_admin`, refuses (atomically) to take `admin` from the last enabled admin.
+    pub async fn set_roles(
+        &self,
+        name: &str,
+        roles: &[String],
+        protect_last_admin: bool,
+    ) -> Result<GuardedChange, StoreError> {
+        dispatch!(self.set_roles(name, roles, protect_last_admin))
     }
 
-    /// Returns false when there is no such user.
-    pub async fn set_disabled(&self, name: &str, disabled: bool) -> Result<bool, StoreError> {
-        dispatch!(self.set_disabled(name, disabled))
+    /// With `protect_last_admin`, refuses (atomically) to disable the last enabled admin.
+    pub async fn set_disabled(
+        &self,
+        name: &str,
+        disabled: bool,
+        protect_last_admin: bool,
+    ) -> Result<GuardedChange, StoreError> {
+        dispatch!(self.set_disabled(name, disabled, protect_last_admin))
     }
 
     pub async fn user_count(&self) -> Result<u64, StoreError> {
@@ -218,4 +396,13 @@ impl Store {
             Store::Redis(s) => Some(s.keys()),
         }
     }
+}
+
+pub fn is_admin(roles: &[String]) -> bool {
+    roles.iter().any(|r| r == "admin")
+}
+
+/// The minute a Unix time falls in; stats are bucketed by it.
+pub fn minute_of(unix_secs: i64) -> i64 {
+    unix_secs.div_euclid(60)
 }

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use deadpool_redis::{Config as PoolConfig, Pool, Runtime};
@@ -12,8 +12,13 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncCommands, RedisResult, Script};
 
 use super::keys::Keys;
-use super::{Counter, SessionPolicy, StoreError, UserRecord};
+use super::{
+    AUDIT_CAP, AuditEntry, CREATED_FIELD, Counter, DEVICE_FIELD, GuardedChange, IP_FIELD, Page,
+    SEEN_FIELD, STATS_RETENTION_SECS, SessionInfo, SessionPolicy, Stat, StoreError, UID_FIELD,
+    USER_AUDIT_CAP, UserRecord, UserSummary,
+};
 use crate::clock::Clock;
+use crate::metrics::Metrics;
 
 /// Loads a session, enforces idle and absolute expiry, joins the owner's roles and disabled
 /// flag, and slides the expiry, all in the one round trip an authenticated request may cost.
@@ -27,8 +32,8 @@ for i = 1, #raw, 2 do s[raw[i]] = raw[i + 1] end
 local now = tonumber(ARGV[1])
 local idle = tonumber(ARGV[2])
 local absolute = tonumber(ARGV[3])
-local created = tonumber(s['_created']) or 0
-local seen = tonumber(s['_seen']) or 0
+local created = tonumber(s['_c']) or 0
+local seen = tonumber(s['_s']) or 0
 local uid = nil
 if s['uid'] then uid = cjson.decode(s['uid']) end
 local function drop()
@@ -45,15 +50,22 @@ if uid then
 end
 if now - seen >= tonumber(ARGV[4]) then
   local expires = math.min(now + idle, created + absolute)
-  redis.call('HSET', KEYS[1], '_seen', ARGV[1])
+  redis.call('HSET', KEYS[1], '_s', ARGV[1])
   redis.call('EXPIREAT', KEYS[1], expires)
-  if uid then redis.call('ZADD', ARGV[6] .. uid, expires, ARGV[7]) end
+  if uid then
+    redis.call('ZADD', ARGV[6] .. uid, expires, ARGV[7])
+    local active = ARGV[8] .. math.floor(now / 60)
+    redis.call('PFADD', active, ARGV[7])
+    redis.call('EXPIRE', active, ARGV[9])
+  end
   for i = 1, #raw, 2 do
-    if raw[i] == '_seen' then raw[i + 1] = ARGV[1] end
+    if raw[i] == '_s' then raw[i + 1] = ARGV[1] end
   end
 end
 raw[#raw + 1] = '_roles'
 raw[#raw + 1] = roles
+raw[#raw + 1] = '_h'
+raw[#raw + 1] = ARGV[7]
 return raw
 "#;
 
@@ -88,20 +100,87 @@ if uid then redis.call('ZREM', ARGV[1] .. cjson.decode(uid), ARGV[2]) end
 return 1
 "#;
 
-/// Deletes every session in a user's index, then the index; returns how many were live.
+/// Stores a new session; an authenticated one also enters the owner's index (pruned of
+/// expired entries), the global stream (trimmed by server time to the absolute timeout) and
+/// this minute's activity estimate.
+const CREATE_SESSION: &str = r#"
+local fields = {}
+for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('HSET', KEYS[1], unpack(fields))
+redis.call('EXPIREAT', KEYS[1], ARGV[2])
+if ARGV[5] ~= '' then
+  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
+  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[4])
+  redis.call('EXPIRE', KEYS[2], ARGV[3])
+  local t = redis.call('TIME')
+  local oldest = (tonumber(t[1]) - tonumber(ARGV[3])) * 1000
+  redis.call('XADD', KEYS[3], 'MINID', '~', oldest, '*', 'h', ARGV[4], 'u', ARGV[5])
+  redis.call('PFADD', KEYS[4], ARGV[4])
+  redis.call('EXPIRE', KEYS[4], ARGV[6])
+end
+return 1
+"#;
+
+/// Deletes every session in a user's index but one (`ARGV[2]`, may be empty); returns how many
+/// were live.
 const REVOKE_ALL: &str = r#"
 local live = 0
 for _, h in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  live = live + redis.call('DEL', ARGV[1] .. h)
+  if h ~= ARGV[2] then
+    live = live + redis.call('DEL', ARGV[1] .. h)
+    redis.call('ZREM', KEYS[1], h)
+  end
 end
-redis.call('DEL', KEYS[1])
 return live
+"#;
+
+/// Deletes one session, only if it is in this user's index: a handle alone proves nothing.
+const REVOKE_ONE: &str = r#"
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+return redis.call('DEL', KEYS[2])
 "#;
 
 const CREATE_USER: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'phc', ARGV[2], 'roles', ARGV[3], 'disabled', ARGV[4], 'created', ARGV[5])
 redis.call('ZADD', KEYS[2], 0, ARGV[1])
+if ARGV[6] == '1' and ARGV[4] == '0' then redis.call('SADD', KEYS[3], ARGV[1]) end
+return 1
+"#;
+
+/// Sets roles; keeps the set of enabled admins; with ARGV[4] = '1', refuses (-1) to take the
+/// role from the last enabled admin. Atomic, so two admins demoting each other at once cannot
+/// both succeed.
+const SET_ROLES: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local is_admin = redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1
+if is_admin and ARGV[3] == '0' and ARGV[4] == '1' and redis.call('SCARD', KEYS[2]) <= 1 then
+  return -1
+end
+redis.call('HSET', KEYS[1], 'roles', ARGV[2])
+if ARGV[3] == '1' and redis.call('HGET', KEYS[1], 'disabled') ~= '1' then
+  redis.call('SADD', KEYS[2], ARGV[1])
+else
+  redis.call('SREM', KEYS[2], ARGV[1])
+end
+return 1
+"#;
+
+/// Sets the disabled flag under the same guard as `SET_ROLES`.
+const SET_DISABLED: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local is_admin = redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1
+if is_admin and ARGV[2] == '1' and ARGV[3] == '1' and redis.call('SCARD', KEYS[2]) <= 1 then
+  return -1
+end
+redis.call('HSET', KEYS[1], 'disabled', ARGV[2])
+local roles = ',' .. (redis.call('HGET', KEYS[1], 'roles') or '') .. ','
+if ARGV[2] == '0' and string.find(roles, ',admin,', 1, true) then
+  redis.call('SADD', KEYS[2], ARGV[1])
+else
+  redis.call('SREM', KEYS[2], ARGV[1])
+end
 return 1
 "#;
 
@@ -114,10 +193,14 @@ return 1
 
 struct Scripts {
     load: Script,
+    create: Script,
     update: Script,
     delete: Script,
     revoke_all: Script,
+    revoke_one: Script,
     create_user: Script,
+    set_roles: Script,
+    set_disabled: Script,
     set_user_field: Script,
 }
 
@@ -132,6 +215,7 @@ pub struct RedisStore {
     clock: Clock,
     policy: SessionPolicy,
     scripts: Scripts,
+    metrics: Arc<Metrics>,
 }
 
 impl RedisStore {
@@ -141,6 +225,7 @@ impl RedisStore {
         timeout: Duration,
         clock: Clock,
         policy: SessionPolicy,
+        metrics: Arc<Metrics>,
     ) -> Result<RedisStore, StoreError> {
         let pool = PoolConfig::from_url(url)
             .create_pool(Some(Runtime::Tokio1))
@@ -152,12 +237,17 @@ impl RedisStore {
             timeout,
             clock,
             policy,
+            metrics,
             scripts: Scripts {
                 load: Script::new(LOAD_SESSION),
+                create: Script::new(CREATE_SESSION),
                 update: Script::new(UPDATE_SESSION),
                 delete: Script::new(DELETE_SESSION),
                 revoke_all: Script::new(REVOKE_ALL),
+                revoke_one: Script::new(REVOKE_ONE),
                 create_user: Script::new(CREATE_USER),
+                set_roles: Script::new(SET_ROLES),
+                set_disabled: Script::new(SET_DISABLED),
                 set_user_field: Script::new(SET_USER_FIELD),
             },
         })
@@ -205,7 +295,12 @@ impl RedisStore {
         Fut: Future<Output = RedisResult<T>>,
     {
         let conn = self.connection().await?;
-        match tokio::time::timeout(self.timeout, exchange(conn)).await {
+        let started = std::time::Instant::now();
+        let outcome = tokio::time::timeout(self.timeout, exchange(conn)).await;
+        self.metrics
+            .store_round_trip
+            .observe(started.elapsed().as_secs_f64());
+        match outcome {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(err)) => {
                 if err.is_io_error()
@@ -245,7 +340,9 @@ impl RedisStore {
             .arg(self.policy.touch_secs)
             .arg(self.keys.user_prefix())
             .arg(self.keys.user_sessions_prefix())
-            .arg(sid_hash);
+            .arg(sid_hash)
+            .arg(self.keys.active_prefix())
+            .arg(self.active_ttl());
         let flat: Option<Vec<String>> = self
             .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
             .await?;
@@ -256,6 +353,11 @@ impl RedisStore {
         }))
     }
 
+    /// Activity buckets must outlive the idle window they are counted over.
+    fn active_ttl(&self) -> i64 {
+        self.policy.idle_secs + 120
+    }
+
     pub async fn create_session(
         &self,
         sid_hash: &str,
@@ -263,23 +365,28 @@ impl RedisStore {
         fields: Vec<(String, String)>,
     ) -> Result<(), StoreError> {
         let now = self.clock.now();
-        let expires = self.policy.expires_at(now, now);
-        let key = self.keys.session(sid_hash);
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        let mut all = fields;
-        all.push((super::CREATED_FIELD.into(), now.to_string()));
-        all.push((super::SEEN_FIELD.into(), now.to_string()));
-        pipe.hset_multiple(&key, &all).ignore();
-        pipe.cmd("EXPIREAT").arg(&key).arg(expires).ignore();
-        if let Some(uid) = uid {
-            let index = self.keys.user_sessions(uid);
-            pipe.zrembyscore(&index, "-inf", now).ignore();
-            pipe.zadd(&index, sid_hash, expires).ignore();
-            pipe.expire(&index, self.policy.absolute_secs).ignore();
+        let mut invocation = self.scripts.create.key(self.keys.session(sid_hash));
+        invocation
+            .key(self.keys.user_sessions(uid.unwrap_or_default()))
+            .key(self.keys.sessions_stream())
+            .key(self.keys.active(super::minute_of(now)))
+            .arg(now)
+            .arg(self.policy.expires_at(now, now))
+            .arg(self.policy.absolute_secs)
+            .arg(sid_hash)
+            .arg(uid.unwrap_or_default())
+            .arg(self.active_ttl());
+        for (field, value) in &fields {
+            invocation.arg(field).arg(value);
         }
-        self.run(|mut conn| async move { pipe.query_async::<()>(&mut conn).await })
+        invocation
+            .arg(super::CREATED_FIELD)
+            .arg(now)
+            .arg(super::SEEN_FIELD)
+            .arg(now);
+        self.run(|mut conn| async move { invocation.invoke_async::<i64>(&mut conn).await })
             .await
+            .map(|_| ())
     }
 
     pub async fn update_session(
@@ -306,11 +413,26 @@ impl RedisStore {
             .map(|_| ())
     }
 
-    pub async fn revoke_all_for_user(&self, user: &str) -> Result<u64, StoreError> {
+    pub async fn revoke_all_for_user(
+        &self,
+        user: &str,
+        keep: Option<&str>,
+    ) -> Result<u64, StoreError> {
         let mut invocation = self.scripts.revoke_all.key(self.keys.user_sessions(user));
-        invocation.arg(self.keys.session_prefix());
+        invocation
+            .arg(self.keys.session_prefix())
+            .arg(keep.unwrap_or_default());
         self.run(|mut conn| async move { invocation.invoke_async::<u64>(&mut conn).await })
             .await
+    }
+
+    pub async fn revoke_session(&self, user: &str, handle: &str) -> Result<bool, StoreError> {
+        let mut invocation = self.scripts.revoke_one.key(self.keys.user_sessions(user));
+        invocation.key(self.keys.session(handle)).arg(handle);
+        let deleted: i64 = self
+            .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
+            .await?;
+        Ok(deleted == 1)
     }
 
     pub async fn user_session_hashes(&self, user: &str) -> Result<Vec<String>, StoreError> {
@@ -352,11 +474,17 @@ impl RedisStore {
         let mut invocation = self.scripts.create_user.key(self.keys.user(&user.name));
         invocation
             .key(self.keys.users())
+            .key(self.keys.admins())
             .arg(&user.name)
             .arg(&user.phc)
             .arg(user.roles.join(","))
             .arg(if user.disabled { "1" } else { "0" })
-            .arg(user.created);
+            .arg(user.created)
+            .arg(if super::is_admin(&user.roles) {
+                "1"
+            } else {
+                "0"
+            });
         let created: i64 = self
             .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
             .await?;
@@ -377,13 +505,223 @@ impl RedisStore {
         Ok(updated == 1)
     }
 
-    pub async fn set_roles(&self, name: &str, roles: &[String]) -> Result<bool, StoreError> {
-        self.set_user_field(name, "roles", &roles.join(",")).await
+    pub async fn set_roles(
+        &self,
+        name: &str,
+        roles: &[String],
+        protect_last_admin: bool,
+    ) -> Result<GuardedChange, StoreError> {
+        let mut invocation = self.scripts.set_roles.key(self.keys.user(name));
+        invocation
+            .key(self.keys.admins())
+            .arg(name)
+            .arg(roles.join(","))
+            .arg(flag(super::is_admin(roles)))
+            .arg(flag(protect_last_admin));
+        let outcome: i64 = self
+            .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
+            .await?;
+        Ok(guarded(outcome))
     }
 
-    pub async fn set_disabled(&self, name: &str, disabled: bool) -> Result<bool, StoreError> {
-        self.set_user_field(name, "disabled", if disabled { "1" } else { "0" })
-            .await
+    pub async fn set_disabled(
+        &self,
+        name: &str,
+        disabled: bool,
+        protect_last_admin: bool,
+    ) -> Result<GuardedChange, StoreError> {
+        let mut invocation = self.scripts.set_disabled.key(self.keys.user(name));
+        invocation
+            .key(self.keys.admins())
+            .arg(name)
+            .arg(flag(disabled))
+            .arg(flag(protect_last_admin));
+        let outcome: i64 = self
+            .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
+            .await?;
+        Ok(guarded(outcome))
+    }
+
+    pub async fn set_password(&self, name: &str, phc: &str) -> Result<bool, StoreError> {
+        self.set_user_field(name, "phc", phc).await
+    }
+
+    pub async fn session_infos(
+        &self,
+        hashes: &[String],
+    ) -> Result<Vec<Option<SessionInfo>>, StoreError> {
+        if hashes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for hash in hashes {
+            pipe.cmd("HMGET").arg(self.keys.session(hash)).arg(&[
+                UID_FIELD,
+                CREATED_FIELD,
+                SEEN_FIELD,
+                IP_FIELD,
+                DEVICE_FIELD,
+            ]);
+        }
+        let rows: Vec<Vec<Option<String>>> = self
+            .run(|mut conn| async move { pipe.query_async(&mut conn).await })
+            .await?;
+        let now = self.clock.now();
+        Ok(hashes
+            .iter()
+            .zip(rows)
+            .map(|(hash, row)| {
+                let json = |i: usize| {
+                    row.get(i)
+                        .cloned()
+                        .flatten()
+                        .and_then(|raw| serde_json::from_str::<String>(&raw).ok())
+                };
+                let number = |i: usize| row.get(i).cloned().flatten()?.parse::<i64>().ok();
+                let (created, last_seen) = (number(1)?, number(2)?);
+                (now < self.policy.expires_at(created, last_seen)).then_some(())?;
+                Some(SessionInfo {
+                    handle: hash.clone(),
+                    user: json(0)?,
+                    created,
+                    last_seen,
+                    ip: json(3).unwrap_or_default(),
+                    device: json(4).unwrap_or_default(),
+                })
+            })
+            .collect())
+    }
+
+    pub async fn recent_sessions(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<SessionInfo>, StoreError> {
+        // Dead sessions stay in the stream until it is trimmed; skip them, but bound the work
+        // per page so a listing stays cheap however many have ended.
+        let batch = (limit * 2).max(16);
+        let max_scanned = limit * 20 + 64;
+        let mut items = Vec::with_capacity(limit);
+        let mut cursor = after.map(str::to_owned);
+        let mut scanned = 0;
+        loop {
+            let start = match &cursor {
+                Some(id) => format!("({id}"),
+                None => "+".to_owned(),
+            };
+            let key = self.keys.sessions_stream();
+            let entries: Vec<(String, HashMap<String, String>)> = self
+                .run(|mut conn| async move {
+                    redis::cmd("XREVRANGE")
+                        .arg(key)
+                        .arg(start)
+                        .arg("-")
+                        .arg("COUNT")
+                        .arg(batch)
+                        .query_async(&mut conn)
+                        .await
+                })
+                .await?;
+            let exhausted = entries.len() < batch;
+            let hashes: Vec<String> = entries
+                .iter()
+                .map(|(_, fields)| fields.get("h").cloned().unwrap_or_default())
+                .collect();
+            let infos = self.session_infos(&hashes).await?;
+            for ((id, _), info) in entries.iter().zip(infos) {
+                scanned += 1;
+                cursor = Some(id.clone());
+                if let Some(info) = info {
+                    items.push(info);
+                    if items.len() == limit {
+                        return Ok(Page {
+                            items,
+                            next: cursor,
+                        });
+                    }
+                }
+            }
+            if exhausted {
+                return Ok(Page { items, next: None });
+            }
+            if scanned >= max_scanned {
+                return Ok(Page {
+                    items,
+                    next: cursor,
+                });
+            }
+        }
+    }
+
+    pub async fn active_sessions(&self) -> Result<u64, StoreError> {
+        let current = super::minute_of(self.clock.now());
+        let window = (self.policy.idle_secs + 59) / 60;
+        let keys: Vec<String> = (0..=window)
+            .map(|ago| self.keys.active(current - ago))
+            .collect();
+        self.run(
+            |mut conn| async move { redis::cmd("PFCOUNT").arg(keys).query_async(&mut conn).await },
+        )
+        .await
+    }
+
+    pub async fn list_users(
+        &self,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<UserSummary>, StoreError> {
+        let min: Vec<u8> = match after {
+            Some(after) => [b"(".as_slice(), after.as_bytes()].concat(),
+            None => [b"[".as_slice(), prefix.as_bytes()].concat(),
+        };
+        // Names are ASCII, so 0xff sorts after every name that starts with the prefix.
+        let max: Vec<u8> = [b"[".as_slice(), prefix.as_bytes(), &[0xff]].concat();
+        let users_key = self.keys.users();
+        let fetch = limit + 1;
+        let mut names: Vec<String> = self
+            .run(|mut conn| async move {
+                redis::cmd("ZRANGEBYLEX")
+                    .arg(users_key)
+                    .arg(min)
+                    .arg(max)
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(fetch)
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        let more = names.len() > limit;
+        names.truncate(limit);
+        let now = self.clock.now();
+        let mut pipe = redis::pipe();
+        for name in &names {
+            pipe.cmd("HMGET")
+                .arg(self.keys.user(name))
+                .arg(&["roles", "disabled", "created"]);
+            pipe.zcount(self.keys.user_sessions(name), now + 1, "+inf");
+        }
+        let rows: Vec<redis::Value> = self
+            .run(|mut conn| async move { pipe.query_async(&mut conn).await })
+            .await?;
+        let mut items = Vec::with_capacity(names.len());
+        for (name, pair) in names.iter().zip(rows.chunks_exact(2)) {
+            let fields: Vec<Option<String>> =
+                redis::from_redis_value_ref(&pair[0]).map_err(redis::RedisError::from)?;
+            let live_sessions: u64 =
+                redis::from_redis_value_ref(&pair[1]).map_err(redis::RedisError::from)?;
+            let field = |i: usize| fields.get(i).cloned().flatten().unwrap_or_default();
+            items.push(UserSummary {
+                name: name.clone(),
+                roles: split_roles(&field(0)),
+                disabled: field(1) == "1",
+                created: field(2).parse().unwrap_or(0),
+                live_sessions,
+            });
+        }
+        let next = if more { names.last().cloned() } else { None };
+        Ok(Page { items, next })
     }
 
     pub async fn user_count(&self) -> Result<u64, StoreError> {
@@ -440,6 +778,110 @@ impl RedisStore {
             .await
     }
 
+    pub async fn record(&self, entry: &AuditEntry, stat: Option<Stat>) -> Result<(), StoreError> {
+        let fields = [
+            ("at", entry.at.to_string()),
+            ("action", entry.action.clone()),
+            ("actor", entry.actor.clone()),
+            ("target", entry.target.clone()),
+            ("detail", entry.detail.clone()),
+            ("ip", entry.ip.clone()),
+        ];
+        let mut pipe = redis::pipe();
+        let mut append = |key: String, cap: usize| {
+            pipe.cmd("XADD")
+                .arg(key)
+                .arg("MAXLEN")
+                .arg("~")
+                .arg(cap)
+                .arg("*")
+                .arg(&fields)
+                .ignore();
+        };
+        append(self.keys.audit(None), AUDIT_CAP);
+        if !entry.actor.is_empty() {
+            append(self.keys.audit(Some(&entry.actor)), USER_AUDIT_CAP);
+        }
+        if !entry.target.is_empty() && entry.target != entry.actor {
+            append(self.keys.audit(Some(&entry.target)), USER_AUDIT_CAP);
+        }
+        if let Some(stat) = stat {
+            let key = self
+                .keys
+                .stat(stat.name(), super::minute_of(self.clock.now()));
+            pipe.incr(&key, 1).ignore();
+            pipe.expire(&key, STATS_RETENTION_SECS).ignore();
+        }
+        self.run(|mut conn| async move { pipe.query_async::<()>(&mut conn).await })
+            .await
+    }
+
+    pub async fn audit(
+        &self,
+        user: Option<&str>,
+        before: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<AuditEntry>, StoreError> {
+        let key = self.keys.audit(user);
+        let start = match before {
+            Some(id) => format!("({id}"),
+            None => "+".to_owned(),
+        };
+        let fetch = limit + 1;
+        let mut entries: Vec<(String, HashMap<String, String>)> = self
+            .run(|mut conn| async move {
+                redis::cmd("XREVRANGE")
+                    .arg(key)
+                    .arg(start)
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(fetch)
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        let more = entries.len() > limit;
+        entries.truncate(limit);
+        let items: Vec<AuditEntry> = entries
+            .into_iter()
+            .map(|(id, mut fields)| {
+                let mut take = |f: &str| fields.remove(f).unwrap_or_default();
+                AuditEntry {
+                    at: take("at").parse().unwrap_or(0),
+                    action: take("action"),
+                    actor: take("actor"),
+                    target: take("target"),
+                    detail: take("detail"),
+                    ip: take("ip"),
+                    id,
+                }
+            })
+            .collect();
+        let next = if more {
+            items.last().map(|e| e.id.clone())
+        } else {
+            None
+        };
+        Ok(Page { items, next })
+    }
+
+    pub async fn stats(&self, stat: Stat, minutes: usize) -> Result<Vec<u64>, StoreError> {
+        let current = super::minute_of(self.clock.now());
+        let keys: Vec<String> = (0..minutes as i64)
+            .rev()
+            .map(|ago| self.keys.stat(stat.name(), current - ago))
+            .collect();
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let values: Vec<Option<u64>> = self
+            .run(
+                |mut conn| async move { redis::cmd("MGET").arg(keys).query_async(&mut conn).await },
+            )
+            .await?;
+        Ok(values.into_iter().map(Option::unwrap_or_default).collect())
+    }
+
     pub async fn shared_secret(&self, name: &str, candidate: &str) -> Result<String, StoreError> {
         let key = self.keys.secret(name);
         let mut pipe = redis::pipe();
@@ -450,6 +892,18 @@ impl RedisStore {
             .run(|mut conn| async move { pipe.query_async(&mut conn).await })
             .await?;
         Ok(value)
+    }
+}
+
+fn flag(on: bool) -> &'static str {
+    if on { "1" } else { "0" }
+}
+
+fn guarded(outcome: i64) -> GuardedChange {
+    match outcome {
+        1 => GuardedChange::Done,
+        -1 => GuardedChange::LastAdmin,
+        _ => GuardedChange::NoSuchUser,
     }
 }
 

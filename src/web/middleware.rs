@@ -122,3 +122,30 @@ fn is_cross_site(req: &ServiceRequest) -> bool {
     }
     false
 }
+
+/// Times every request into the `http_request_duration_seconds` histogram, labelled by the
+/// matched route pattern (not the raw path, which would explode the label set) and status.
+pub async fn record_request_duration(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let started = std::time::Instant::now();
+    let metrics = req
+        .app_data::<actix_web::web::Data<crate::startup::AppState>>()
+        .map(|state| state.metrics.clone());
+    let route = req
+        .match_pattern()
+        .unwrap_or_else(|| "unmatched".to_owned());
+    let result = next.call(req).await;
+    if let Some(metrics) = metrics {
+        let status = match &result {
+            Ok(response) => response.status().as_u16(),
+            Err(err) => err.as_response_error().status_code().as_u16(),
+        };
+        metrics
+            .http_requests
+            .get_or_create(&crate::metrics::HttpLabels { route, status })
+            .observe(started.elapsed().as_secs_f64());
+    }
+    result
+}

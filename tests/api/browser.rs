@@ -130,7 +130,7 @@ async fn a_person_logs_in_sees_their_name_logs_out_and_cannot_go_back() {
         .await
         .unwrap();
     browser
-        .find(Locator::Id("logout"))
+        .find(Locator::Id("nav-logout"))
         .await
         .unwrap()
         .click()

@@ -12,6 +12,7 @@ use sessiond::config::Settings;
 use sessiond::metrics::Metrics;
 use sessiond::startup::Application;
 use sessiond::store::Store;
+use sessiond::users::Operator;
 
 use super::redis_server::RedisServer;
 
@@ -88,11 +89,38 @@ impl TestApp {
         Browser::new(&self.address)
     }
 
+    /// Changes made "by an operator" outside HTTP, as the CLI would.
+    pub fn operator(&self) -> Operator<'_> {
+        Operator {
+            store: &self.store,
+            clock: &self.clock,
+            metrics: &self.metrics,
+            name: "test",
+            ip: "127.0.0.1",
+        }
+    }
+
     pub async fn create_user(&self, name: &str, roles: &[&str]) {
         let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
-        sessiond::users::create_user(&self.store, &self.clock, name, PASSWORD, &roles)
+        self.operator()
+            .create_user(name, PASSWORD, &roles)
             .await
             .expect("test user created");
+    }
+
+    pub async fn set_roles(&self, name: &str, roles: &[&str]) {
+        let roles: Vec<String> = roles.iter().map(|r| r.to_string()).collect();
+        self.operator()
+            .set_roles(name, &roles, false)
+            .await
+            .unwrap();
+    }
+
+    pub async fn set_disabled(&self, name: &str, disabled: bool) -> u64 {
+        self.operator()
+            .set_disabled(name, disabled, false)
+            .await
+            .unwrap()
     }
 
     /// A browser logged in as `name` (created first with `roles`).
@@ -233,5 +261,24 @@ impl Browser {
 
     pub async fn me_status(&self) -> u16 {
         self.get("/api/me").await.status
+    }
+
+    /// A JSON API call carrying the session's CSRF token, as a script would send it.
+    pub async fn api(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Response {
+        let token: serde_json::Value =
+            serde_json::from_str(&self.get("/api/csrf").await.body).unwrap_or_default();
+        let mut request = self.request(method, path);
+        if let Some(token) = token["csrf"].as_str() {
+            request = request.header("x-csrf-token", token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        self.send(request).await
     }
 }

@@ -31,6 +31,7 @@ pub async fn get(
         next: next.as_deref().filter(|n| *n != "/"),
         username: "",
         message: None,
+        nav: None,
     }
     .respond(StatusCode::OK)
 }

@@ -15,6 +15,7 @@ pub struct LoginPage<'a> {
     pub next: Option<&'a str>,
     pub username: &'a str,
     pub message: Option<&'a str>,
+    pub nav: Option<crate::routes::Nav>,
 }
 
 impl LoginPage<'_> {

@@ -3,14 +3,15 @@ use actix_web::{HttpRequest, HttpResponse, http::StatusCode, http::header, web};
 use serde::Deserialize;
 
 use super::LoginPage;
+use crate::audit::Action;
 use crate::auth::csrf;
 use crate::auth::password::{self, MAX_PASSWORD_LEN};
 use crate::auth::throttle::{LoginThrottle, Verdict};
+use crate::device;
 use crate::error::PageError;
-use crate::metrics::Metrics;
 use crate::routes::{client_ip, safe_next, see_other};
 use crate::startup::AppState;
-use crate::store::UID_FIELD;
+use crate::store::{AUTH_AT_FIELD, DEVICE_FIELD, IP_FIELD, UID_FIELD};
 use crate::users::normalize_name;
 
 #[derive(Deserialize)]
@@ -53,13 +54,16 @@ pub async fn post(
             next: Some(next.as_str()).filter(|n| *n != "/"),
             username: &typed_name,
             message: Some(message),
+            nav: None,
         }
         .respond(status)
     };
 
     if let Verdict::Throttled { retry_after_secs } = throttle.check().await? {
         tracing::warn!(ip, "login throttled");
-        Metrics::inc(&state.metrics.logins_throttled);
+        state
+            .audit(Action::LoginThrottled, "", &typed_name, "", &ip)
+            .await?;
         let minutes = (retry_after_secs + 59) / 60;
         let mut response = retry_page(
             &format!(
@@ -94,7 +98,9 @@ pub async fn post(
 
     let Some(user) = user.filter(|_| password_ok && usable) else {
         throttle.record_failure().await?;
-        Metrics::inc(&state.metrics.logins_failed);
+        state
+            .audit(Action::LoginFailed, "", &typed_name, "", &ip)
+            .await?;
         tracing::info!(ip, "login failed");
         return retry_page(INVALID_CREDENTIALS, StatusCode::UNAUTHORIZED);
     };
@@ -103,20 +109,19 @@ pub async fn post(
     // (possibly planted by an attacker) is deleted and stays anonymous.
     session.renew();
     session.clear();
-    let user_agent: String = req
+    let user_agent = req
         .headers()
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .chars()
-        .take(256)
-        .collect();
+        .unwrap_or_default();
     remember(&session, UID_FIELD, &user.name)?;
-    remember(&session, "ip", &ip)?;
-    remember(&session, "ua", &user_agent)?;
-    remember(&session, "auth_at", state.clock.now())?;
+    remember(&session, IP_FIELD, &ip)?;
+    remember(&session, DEVICE_FIELD, device::label(user_agent))?;
+    remember(&session, AUTH_AT_FIELD, state.clock.now())?;
     csrf::rotate(&session)?;
-    Metrics::inc(&state.metrics.logins_succeeded);
+    state
+        .audit(Action::LoginSucceeded, &user.name, &user.name, "", &ip)
+        .await?;
     tracing::info!(ip, "login succeeded");
     Ok(see_other(&next))
 }

@@ -1,0 +1,66 @@
+use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
+use askama::Template;
+use serde::Deserialize;
+
+use super::users::{PAGE_SIZE, SessionRow};
+use super::{require_admin, revoke_note};
+use crate::auth::Identity;
+use crate::error::PageError;
+use crate::routes::{Nav, html};
+use crate::startup::AppState;
+use crate::users::normalize_name;
+
+#[derive(Template)]
+#[template(path = "admin_sessions.html")]
+struct SessionsPage {
+    nav: Option<Nav>,
+    csrf: String,
+    sessions: Vec<SessionRow>,
+    filter: String,
+    next: Option<String>,
+    revoke_note: String,
+}
+
+#[derive(Deserialize)]
+pub struct SessionsQuery {
+    user: Option<String>,
+    after: Option<String>,
+}
+
+/// `GET /admin/sessions?user=name&after=cursor`: everyone's live sessions, newest first.
+#[tracing::instrument(name = "admin sessions", skip_all, fields(username = %identity.username))]
+pub async fn list(
+    req: HttpRequest,
+    identity: Identity,
+    query: Option<web::Query<SessionsQuery>>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    require_admin(&identity, &req)?;
+    let query = query.map(web::Query::into_inner);
+    let filter = query
+        .as_ref()
+        .and_then(|q| q.user.as_deref())
+        .filter(|u| !u.trim().is_empty())
+        .map(normalize_name)
+        .transpose()?;
+    let (sessions, next) = match &filter {
+        Some(user) => (state.store.sessions_of(user).await?, None),
+        None => {
+            let after = query.as_ref().and_then(|q| q.after.as_deref());
+            let page = state.store.recent_sessions(after, PAGE_SIZE).await?;
+            (page.items, page.next)
+        }
+    };
+    let nav = Nav::for_identity(&identity)?;
+    html(
+        StatusCode::OK,
+        &SessionsPage {
+            csrf: nav.csrf.clone(),
+            nav: Some(nav),
+            sessions: sessions.into_iter().map(SessionRow::from).collect(),
+            filter: filter.unwrap_or_default(),
+            next,
+            revoke_note: revoke_note(&state),
+        },
+    )
+}

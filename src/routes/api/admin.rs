@@ -1,0 +1,245 @@
+//! `/api/admin/...`: the dashboard's actions as JSON, under the same rules: role `admin`,
+//! CSRF protection for cookie-authenticated changes (`X-CSRF-Token`), step-up for granting
+//! `admin`, the last-admin guard.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+
+use super::{ApiError, require_api_csrf};
+use crate::auth::Identity;
+use crate::routes::account::{ip, operator};
+use crate::startup::AppState;
+use crate::store::is_admin;
+use crate::users::normalize_name;
+
+fn admin(identity: &Identity, req: &HttpRequest) -> Result<(), ApiError> {
+    Ok(identity.require_role("admin", req)?)
+}
+
+fn clamp(limit: Option<usize>) -> usize {
+    limit.unwrap_or(50).clamp(1, 200)
+}
+
+#[derive(Deserialize)]
+pub struct UsersQuery {
+    q: Option<String>,
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /api/admin/users?q=&after=&limit=`
+pub async fn list_users(
+    req: HttpRequest,
+    identity: Identity,
+    query: web::Query<UsersQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    admin(&identity, &req)?;
+    let prefix = query
+        .q
+        .as_deref()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    let page = state
+        .store
+        .list_users(&prefix, query.after.as_deref(), clamp(query.limit))
+        .await?;
+    Ok(HttpResponse::Ok().json(page))
+}
+
+#[derive(Deserialize)]
+pub struct NewUser {
+    name: String,
+    password: String,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+/// `POST /api/admin/users` `{"name","password","roles"}`
+pub async fn create_user(
+    req: HttpRequest,
+    identity: Identity,
+    body: web::Json<NewUser>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    admin(&identity, &req)?;
+    require_api_csrf(&req, &identity)?;
+    if is_admin(&body.roles) {
+        super::require_api_step_up(&identity, &state)?;
+    }
+    let ip = ip(&req, &state);
+    let user = operator(&state, &identity, &ip)
+        .create_user(&body.name, &body.password, &body.roles)
+        .await?;
+    Ok(HttpResponse::Created().json(serde_json::json!({"name": user.name, "roles": user.roles})))
+}
+
+/// `GET /api/admin/users/{name}/sessions`
+pub async fn user_sessions(
+    req: HttpRequest,
+    identity: Identity,
+    name: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    admin(&identity, &req)?;
+    let name = normalize_name(&name)?;
+    if state.store.user(&name).await?.is_none() {
+        return Err(crate::users::UserError::NotFound(name).into());
+    }
+    Ok(HttpResponse::Ok().json(state.store.sessions_of(&name).await?))
+}
+
+/// `DELETE /api/admin/users/{name}/sessions`: revoke all.
+pub async fn revoke_all(
+    req: HttpRequest,
+    identity: Identity,
+    name: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    admin(&identity, &req)?;
+    require_api_csrf(&req, &identity)?;
+    let name = normalize_name(&name)?;
+    let ip = ip(&req, &state);
+    let revoked = operator(&state, &identity, &ip)
+        .revoke_all(&name, None)
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"revoked": revoked})))
+}
+
+/// `DELETE /api/admin/users/{name}/sessions/{handle}`: 204, or 404 when the user has no such
+/// live session.
+pub async fn revoke_session(
+    req: HttpRequest,
+    identity: Identity,
+    path: web::Path<(String, String)>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    admin(&identity, &req)?;
+    require_api_csrf(&req, &identity)?;
+    let (name, handle) = path.into_inner();
+    let name = normalize_name(&name)?;
+    let ip = ip(&req, &state);
+    if operator(&state, &identity, &ip)
+        .revoke_session(&name, &handle)
+        .await?
+    {
+        Ok(HttpResponse::NoContent().finish())
+    } else {
+        Err(ApiError::NotFound("no such live session"))
+    }
+}
+
+#[derive(Deserialize)]
+pub struct Roles {
+    roles: Vec<String>,
+}
+
+/// `PUT /api/admin/users/{name}/roles` `{"roles":[...]}`
+pub async fn set_roles(
+    req: HttpRequest,
+    identity: Identity,
+    name: web::Path<String>,
+    body: web::Json<Roles>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    admin(&identity, &req)?;
+    require_api_csrf(&req, &identity)?;
+    let name = normalize_name(&name)?;
+    let had_admin = state
+        .store
+        .user(&name)
+        .await?
+        .is_some_and(|u| is_admin(&u.roles));
+    if is_admin(&body.roles) && !had_admin {
+        super::require_api_step_up(&identity, &state)?;
+    }
+    let ip = ip(&req, &state);
+    operator(&state, &identity, &ip)
+        .set_roles(&name, &body.roles, true)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+pub struct Disabled {
+    disabled: bool,
+}
+
+/// `PUT /api/admin/users/{name}/disabled` `{"disabled":true}`
+pub async fn set_disabled(
+    req: HttpRequest,
+    identity: Identity,
+    name: web::Path<String>,
+    body: web::Json<Disabled>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    admin(&identity, &req)?;
+    require_api_csrf(&req, &identity)?;
+    let ip = ip(&req, &state);
+    let ended = operator(&state, &identity, &ip)
+        .set_disabled(&name, body.disabled, true)
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"ended_sessions": ended})))
+}
+
+#[derive(Deserialize)]
+pub struct SessionsQuery {
+    user: Option<String>,
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /api/admin/sessions?user=&after=&limit=`: newest first.
+pub async fn list_sessions(
+    req: HttpRequest,
+    identity: Identity,
+    query: web::Query<SessionsQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    admin(&identity, &req)?;
+    match query.user.as_deref().filter(|u| !u.is_empty()) {
+        Some(user) => {
+            let sessions = state.store.sessions_of(&normalize_name(user)?).await?;
+            Ok(HttpResponse::Ok().json(crate::store::Page {
+                items: sessions,
+                next: None,
+            }))
+        }
+        None => {
+            let page = state
+                .store
+                .recent_sessions(query.after.as_deref(), clamp(query.limit))
+                .await?;
+            Ok(HttpResponse::Ok().json(page))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct AuditQuery {
+    user: Option<String>,
+    before: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /api/admin/audit?user=&before=&limit=`: newest first.
+pub async fn audit(
+    req: HttpRequest,
+    identity: Identity,
+    query: web::Query<AuditQuery>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    admin(&identity, &req)?;
+    let user = query
+        .user
+        .as_deref()
+        .filter(|u| !u.is_empty())
+        .map(normalize_name)
+        .transpose()?;
+    let page = state
+        .store
+        .audit(user.as_deref(), query.before.as_deref(), clamp(query.limit))
+        .await?;
+    Ok(HttpResponse::Ok().json(page))
+}
