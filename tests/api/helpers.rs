@@ -17,6 +17,19 @@ use sessiond::users::Operator;
 use super::redis_server::RedisServer;
 
 pub const COOKIE: &str = "__Host-sid";
+
+/// Runs each named `async fn(Backend)` as two tests: against memory and against Redis.
+macro_rules! both_stores {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(#[actix_web::test] async fn $name() { super::$name(super::Backend::Memory).await })*
+        }
+        mod redis {
+            $(#[actix_web::test] async fn $name() { super::$name(super::Backend::Redis).await })*
+        }
+    };
+}
+pub(crate) use both_stores;
 pub const PASSWORD: &str = "correct horse battery staple";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

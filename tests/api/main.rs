@@ -2,6 +2,7 @@
 
 mod browser;
 mod cli;
+mod dashboard;
 mod helpers;
 mod redis_only;
 mod redis_server;

@@ -3,18 +3,9 @@
 
 use reqwest::Method;
 
-use super::helpers::{Backend, Browser, PASSWORD, form_value, spawn_app, spawn_app_with};
-
-macro_rules! both_stores {
-    ($($name:ident),* $(,)?) => {
-        mod memory {
-            $(#[actix_web::test] async fn $name() { super::$name(super::Backend::Memory).await })*
-        }
-        mod redis {
-            $(#[actix_web::test] async fn $name() { super::$name(super::Backend::Redis).await })*
-        }
-    };
-}
+use super::helpers::{
+    Backend, Browser, PASSWORD, both_stores, form_value, spawn_app, spawn_app_with,
+};
 
 both_stores!(
     login_form_has_fields_and_csrf_token,

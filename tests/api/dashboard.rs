@@ -1,0 +1,1070 @@
+//! "Your sessions" and the admin dashboard (pages and JSON API), on both stores.
+
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use super::helpers::{
+    Backend, Browser, PASSWORD, TestApp, both_stores, form_value, spawn_app, spawn_app_with,
+};
+
+both_stores!(
+    own_sessions_are_listed_with_the_current_one_marked,
+    ending_another_own_session_needs_a_recent_password,
+    a_wrong_step_up_password_is_refused,
+    sign_out_all_other_sessions_keeps_this_one,
+    ending_the_current_session_is_a_logout,
+    nobody_ends_someone_elses_session_by_handle,
+    password_change_ends_other_sessions_and_rotates_this_one,
+    weak_or_mismatched_new_passwords_are_refused,
+    every_admin_page_and_api_refuses_non_admins,
+    admin_revokes_one_session_from_the_dashboard,
+    admin_revokes_all_disables_and_enables,
+    admin_role_change_reaches_the_next_request,
+    the_last_admin_cannot_be_demoted_or_disabled,
+    granting_admin_needs_a_recent_password,
+    admin_resets_a_password,
+    admin_creates_users_and_refuses_weak_passwords,
+    users_list_pages_and_searches,
+    all_sessions_list_pages_newest_first,
+    api_mirrors_the_dashboard,
+    every_action_writes_an_audit_entry_without_secrets,
+    every_form_and_api_change_needs_its_csrf_token,
+    overview_counts_and_charts_logins,
+    metrics_are_served_in_prometheus_format,
+    an_update_never_brings_a_deleted_session_back,
+);
+
+/// The handle of the session a browser holds: its row is the one marked "this session".
+async fn own_handle(browser: &Browser) -> String {
+    let page = browser.get("/account/sessions").await;
+    let row_start = page
+        .body
+        .find("(this session)")
+        .expect("current session marked");
+    let form_start = page.body[row_start..].find("/account/sessions/").unwrap() + row_start;
+    let rest = &page.body[form_start + "/account/sessions/".len()..];
+    rest[..rest.find('/').unwrap()].to_owned()
+}
+
+async fn admin_and_user(backend: Backend) -> (TestApp, Browser, Browser) {
+    let app = spawn_app(backend).await;
+    let admin = app.logged_in("boss", &["admin"]).await;
+    let user = app.logged_in("alice", &["editor"]).await;
+    (app, admin, user)
+}
+
+async fn own_sessions_are_listed_with_the_current_one_marked(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let laptop = app.logged_in("alice", &[]).await;
+    let phone = app.browser();
+    phone
+        .send(
+            phone
+                .request(Method::GET, "/login")
+                .header("user-agent", "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.0 Mobile/15E148 Safari/604.1"),
+        )
+        .await;
+    phone.login("alice", PASSWORD).await;
+
+    let page = laptop.get("/account/sessions").await;
+
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.body.matches("/revoke\"").count(),
+        2,
+        "two sessions listed"
+    );
+    assert_eq!(page.body.matches("(this session)").count(), 1);
+    assert!(page.body.contains("127.0.0.1"));
+    assert!(page.body.contains("Sign out all other sessions"));
+    let anonymous = app.browser().get("/account/sessions").await;
+    assert_eq!(anonymous.status, 303);
+}
+
+async fn ending_another_own_session_needs_a_recent_password(backend: Backend) {
+    // Arrange: two sessions; the password was typed more than 10 minutes ago.
+    let app = spawn_app(backend).await;
+    let laptop = app.logged_in("alice", &[]).await;
+    let phone = app.browser();
+    phone.login("alice", PASSWORD).await;
+    let phone_handle = own_handle(&phone).await;
+    app.clock.advance(601);
+    let csrf = laptop.csrf().await;
+    let path = format!("/account/sessions/{phone_handle}/revoke");
+
+    // Act
+    let stale = laptop.post_form(&path, &[("csrf", &csrf)]).await;
+
+    // Assert: sent to confirm the password; nothing ended.
+    assert_eq!(stale.status, 303);
+    assert_eq!(
+        stale.header("location"),
+        Some("/account/reauth?next=%2Faccount%2Fsessions")
+    );
+    assert_eq!(phone.me_status().await, 200);
+
+    // Act: confirm the password, then repeat.
+    let form = laptop.get("/account/reauth?next=/account/sessions").await;
+    assert_eq!(form.status, 200);
+    let confirmed = laptop
+        .post_form(
+            "/account/reauth",
+            &[
+                ("password", PASSWORD),
+                ("csrf", &form.csrf()),
+                ("next", "/account/sessions"),
+            ],
+        )
+        .await;
+    assert_eq!(confirmed.status, 303);
+    assert_eq!(confirmed.header("location"), Some("/account/sessions"));
+    let revoked = laptop.post_form(&path, &[("csrf", &csrf)]).await;
+
+    // Assert
+    assert_eq!(revoked.status, 200);
+    assert!(revoked.body.contains("That session has ended."));
+    assert_eq!(phone.me_status().await, 401);
+    assert_eq!(laptop.me_status().await, 200);
+}
+
+async fn a_wrong_step_up_password_is_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.logged_in("alice", &[]).await;
+    app.clock.advance(601);
+    let form = alice.get("/account/reauth?next=/account/sessions").await;
+
+    let wrong = alice
+        .post_form(
+            "/account/reauth",
+            &[("password", "not it"), ("csrf", &form.csrf())],
+        )
+        .await;
+
+    assert_eq!(wrong.status, 401);
+    let csrf = alice.csrf().await;
+    let still_stale = alice
+        .post_form("/account/sessions/revoke-others", &[("csrf", &csrf)])
+        .await;
+    assert_eq!(
+        still_stale.status, 303,
+        "a wrong password does not count as step-up"
+    );
+}
+
+async fn sign_out_all_other_sessions_keeps_this_one(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let laptop = app.logged_in("alice", &[]).await;
+    let others: Vec<Browser> = (0..3).map(|_| app.browser()).collect();
+    for other in &others {
+        other.login("alice", PASSWORD).await;
+    }
+    let bob = app.logged_in("bob", &[]).await;
+    let csrf = laptop.csrf().await;
+
+    let response = laptop
+        .post_form("/account/sessions/revoke-others", &[("csrf", &csrf)])
+        .await;
+
+    assert_eq!(response.status, 200);
+    assert!(response.body.contains("Signed out of 3 other session(s)."));
+    for other in &others {
+        assert_eq!(other.me_status().await, 401);
+    }
+    assert_eq!(laptop.me_status().await, 200);
+    assert_eq!(bob.me_status().await, 200);
+}
+
+async fn ending_the_current_session_is_a_logout(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.logged_in("alice", &[]).await;
+    let handle = own_handle(&alice).await;
+    let csrf = alice.csrf().await;
+    let cookie = alice.cookie();
+
+    let response = alice
+        .post_form(
+            &format!("/account/sessions/{handle}/revoke"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+
+    assert_eq!(response.status, 303);
+    assert_eq!(response.header("location"), Some("/login"));
+    let replay = app.browser();
+    replay.set_cookie(cookie);
+    assert_eq!(replay.me_status().await, 401);
+}
+
+async fn nobody_ends_someone_elses_session_by_handle(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.logged_in("alice", &[]).await;
+    let bob = app.logged_in("bob", &[]).await;
+    let bobs_handle = own_handle(&bob).await;
+    let csrf = alice.csrf().await;
+
+    let response = alice
+        .post_form(
+            &format!("/account/sessions/{bobs_handle}/revoke"),
+            &[("csrf", &csrf)],
+        )
+        .await;
+
+    assert_eq!(response.status, 200);
+    assert!(response.body.contains("That session had already ended."));
+    assert_eq!(bob.me_status().await, 200);
+}
+
+async fn password_change_ends_other_sessions_and_rotates_this_one(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let laptop = app.logged_in("alice", &[]).await;
+    let phone = app.browser();
+    phone.login("alice", PASSWORD).await;
+    let old_cookie = laptop.cookie();
+    let csrf = laptop.csrf().await;
+    let new_password = "purple elephant juggling seven teacups";
+
+    let response = laptop
+        .post_form(
+            "/account/password",
+            &[
+                ("current", PASSWORD),
+                ("new", new_password),
+                ("confirm", new_password),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+
+    assert_eq!(response.status, 303);
+    assert_ne!(
+        laptop.cookie(),
+        old_cookie,
+        "this browser gets a new session ID"
+    );
+    assert_eq!(laptop.me_status().await, 200);
+    assert_eq!(phone.me_status().await, 401);
+    let replay = app.browser();
+    replay.set_cookie(old_cookie);
+    assert_eq!(replay.me_status().await, 401, "the pre-change ID is dead");
+    assert_eq!(app.browser().login("alice", PASSWORD).await.status, 401);
+    assert_eq!(app.browser().login("alice", new_password).await.status, 303);
+}
+
+async fn weak_or_mismatched_new_passwords_are_refused(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let alice = app.logged_in("alice", &[]).await;
+    let csrf = alice.csrf().await;
+    let attempt = |current: &'static str, new: &'static str, confirm: &'static str| {
+        let csrf = csrf.clone();
+        let alice = &alice;
+        async move {
+            alice
+                .post_form(
+                    "/account/password",
+                    &[
+                        ("current", current),
+                        ("new", new),
+                        ("confirm", confirm),
+                        ("csrf", &csrf),
+                    ],
+                )
+                .await
+        }
+    };
+
+    let common = attempt(PASSWORD, "password123", "password123").await;
+    let own_name = attempt(PASSWORD, "alice12345", "alice12345").await;
+    let mismatch = attempt(
+        PASSWORD,
+        "purple elephant juggling",
+        "purple elephant juggled",
+    )
+    .await;
+    let wrong_current = attempt(
+        "not it",
+        "purple elephant juggling",
+        "purple elephant juggling",
+    )
+    .await;
+
+    assert_eq!(common.status, 400);
+    assert_eq!(own_name.status, 400);
+    assert_eq!(mismatch.status, 400);
+    assert_eq!(wrong_current.status, 403);
+    assert_eq!(
+        app.browser().login("alice", PASSWORD).await.status,
+        303,
+        "unchanged"
+    );
+}
+
+const ADMIN_GETS: [&str; 6] = [
+    "/admin",
+    "/admin/users",
+    "/admin/users/alice",
+    "/admin/sessions",
+    "/admin/audit",
+    "/admin/users?q=a",
+];
+
+async fn every_admin_page_and_api_refuses_non_admins(backend: Backend) {
+    let (app, admin, user) = admin_and_user(backend).await;
+    let admin_handle = own_handle(&admin).await;
+    let csrf = user.csrf().await;
+    let posts = [
+        "/admin/users".to_owned(),
+        "/admin/users/boss/roles".to_owned(),
+        "/admin/users/boss/disable".to_owned(),
+        "/admin/users/boss/enable".to_owned(),
+        "/admin/users/boss/password-reset".to_owned(),
+        "/admin/users/boss/sessions/revoke-all".to_owned(),
+        format!("/admin/users/boss/sessions/{admin_handle}/revoke"),
+    ];
+    let api = [
+        (Method::GET, "/api/admin/users".to_owned(), None),
+        (
+            Method::POST,
+            "/api/admin/users".to_owned(),
+            Some(json!({"name": "x", "password": PASSWORD})),
+        ),
+        (
+            Method::GET,
+            "/api/admin/users/boss/sessions".to_owned(),
+            None,
+        ),
+        (
+            Method::DELETE,
+            "/api/admin/users/boss/sessions".to_owned(),
+            None,
+        ),
+        (
+            Method::DELETE,
+            format!("/api/admin/users/boss/sessions/{admin_handle}"),
+            None,
+        ),
+        (
+            Method::PUT,
+            "/api/admin/users/boss/roles".to_owned(),
+            Some(json!({"roles": []})),
+        ),
+        (
+            Method::PUT,
+            "/api/admin/users/boss/disabled".to_owned(),
+            Some(json!({"disabled": true})),
+        ),
+        (Method::GET, "/api/admin/sessions".to_owned(), None),
+        (Method::GET, "/api/admin/audit".to_owned(), None),
+    ];
+
+    for path in ADMIN_GETS {
+        assert_eq!(user.get(path).await.status, 403, "GET {path}");
+        assert_eq!(
+            app.browser().get(path).await.status,
+            303,
+            "anonymous GET {path}"
+        );
+    }
+    for path in &posts {
+        let response = user
+            .post_form(
+                path,
+                &[
+                    ("csrf", &csrf),
+                    ("roles", ""),
+                    ("name", "x"),
+                    ("password", PASSWORD),
+                ],
+            )
+            .await;
+        assert_eq!(response.status, 403, "POST {path}");
+    }
+    for (method, path, body) in api {
+        let response = user.api(method.clone(), &path, body.clone()).await;
+        assert_eq!(response.status, 403, "{method} {path}");
+        let anonymous = app.browser().api(method.clone(), &path, body).await;
+        assert_eq!(anonymous.status, 401, "anonymous {method} {path}");
+    }
+    // Nothing happened to the admin.
+    assert_eq!(admin.get("/admin").await.status, 200);
+}
+
+async fn admin_revokes_one_session_from_the_dashboard(backend: Backend) {
+    let (app, admin, user) = admin_and_user(backend).await;
+    let other = app.logged_in("carol", &[]).await;
+    let handle = own_handle(&user).await;
+    let page = admin.get("/admin/users/alice").await;
+    assert!(
+        page.body.contains(&handle),
+        "the user page lists the session by handle"
+    );
+    assert!(!page.body.contains(&user.cookie().unwrap()[..20]));
+
+    let response = admin
+        .post_form(
+            &format!("/admin/users/alice/sessions/{handle}/revoke"),
+            &[("csrf", &page.csrf())],
+        )
+        .await;
+
+    assert_eq!(response.status, 200);
+    assert!(response.body.contains("Session revoked."));
+    let next_page = user.get("/account/sessions").await;
+    assert_eq!(next_page.status, 303);
+    assert_eq!(
+        next_page.header("location"),
+        Some("/login?next=%2Faccount%2Fsessions")
+    );
+    assert_eq!(other.me_status().await, 200);
+    assert_eq!(admin.me_status().await, 200);
+}
+
+async fn admin_revokes_all_disables_and_enables(backend: Backend) {
+    let (app, admin, user) = admin_and_user(backend).await;
+    let second = app.browser();
+    second.login("alice", PASSWORD).await;
+    let csrf = admin.csrf().await;
+
+    let revoke_all = admin
+        .post_form("/admin/users/alice/sessions/revoke-all", &[("csrf", &csrf)])
+        .await;
+    assert!(revoke_all.body.contains("Ended 2 session(s)."));
+    assert_eq!(user.me_status().await, 401);
+    assert_eq!(second.me_status().await, 401);
+
+    let again = app.browser();
+    again.login("alice", PASSWORD).await;
+    let disable = admin
+        .post_form("/admin/users/alice/disable", &[("csrf", &csrf)])
+        .await;
+    assert!(disable.body.contains("Disabled; ended 1 session(s)."));
+    assert_eq!(again.me_status().await, 401);
+    assert_eq!(app.browser().login("alice", PASSWORD).await.status, 401);
+
+    let enable = admin
+        .post_form("/admin/users/alice/enable", &[("csrf", &csrf)])
+        .await;
+    assert!(enable.body.contains("Enabled."));
+    assert_eq!(app.browser().login("alice", PASSWORD).await.status, 303);
+}
+
+async fn admin_role_change_reaches_the_next_request(backend: Backend) {
+    let (app, admin, _) = admin_and_user(backend).await;
+    let deputy = app.logged_in("deputy", &["admin", "editor"]).await;
+    assert_eq!(deputy.get("/admin").await.status, 200);
+    let csrf = admin.csrf().await;
+
+    let response = admin
+        .post_form(
+            "/admin/users/deputy/roles",
+            &[("roles", "editor"), ("csrf", &csrf)],
+        )
+        .await;
+
+    assert_eq!(response.status, 200);
+    assert!(response.body.contains("Roles saved."));
+    assert_eq!(deputy.get("/admin").await.status, 403);
+    assert_eq!(deputy.get("/api/admin/users").await.status, 403);
+}
+
+async fn the_last_admin_cannot_be_demoted_or_disabled(backend: Backend) {
+    let app = spawn_app(backend).await;
+    // The bootstrap admin exists too: disable it so "boss" is the last enabled admin.
+    app.set_disabled("admin", true).await;
+    let boss = app.logged_in("boss", &["admin"]).await;
+    let csrf = boss.csrf().await;
+
+    let demote = boss
+        .post_form(
+            "/admin/users/boss/roles",
+            &[("roles", "editor"), ("csrf", &csrf)],
+        )
+        .await;
+    let disable = boss
+        .post_form("/admin/users/boss/disable", &[("csrf", &csrf)])
+        .await;
+    let api_demote = boss
+        .api(
+            Method::PUT,
+            "/api/admin/users/boss/roles",
+            Some(json!({"roles": []})),
+        )
+        .await;
+
+    assert_eq!(demote.status, 409);
+    assert_eq!(disable.status, 409);
+    assert_eq!(api_demote.status, 409);
+    assert_eq!(
+        serde_json::from_str::<Value>(&api_demote.body).unwrap()["error"],
+        "last_admin"
+    );
+    assert_eq!(boss.get("/admin").await.status, 200, "still an admin");
+    // With a second admin, the first may step down.
+    app.create_user("second", &["admin"]).await;
+    let demote = boss
+        .post_form(
+            "/admin/users/boss/roles",
+            &[("roles", "editor"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(demote.status, 200);
+    assert_eq!(boss.get("/admin").await.status, 403);
+}
+
+async fn granting_admin_needs_a_recent_password(backend: Backend) {
+    let (app, admin, user) = admin_and_user(backend).await;
+    app.clock.advance(601);
+    let csrf = admin.csrf().await;
+
+    let stale = admin
+        .post_form(
+            "/admin/users/alice/roles",
+            &[("roles", "admin editor"), ("csrf", &csrf)],
+        )
+        .await;
+    let stale_api = admin
+        .api(
+            Method::PUT,
+            "/api/admin/users/alice/roles",
+            Some(json!({"roles": ["admin"]})),
+        )
+        .await;
+
+    assert_eq!(stale.status, 303);
+    assert!(
+        stale
+            .header("location")
+            .unwrap()
+            .starts_with("/account/reauth?next=")
+    );
+    assert_eq!(stale_api.status, 403);
+    assert_eq!(
+        serde_json::from_str::<Value>(&stale_api.body).unwrap()["error"],
+        "step_up_required"
+    );
+    assert_eq!(user.get("/admin").await.status, 403, "not granted");
+    // Removing roles other than admin needs no step-up.
+    let harmless = admin
+        .post_form(
+            "/admin/users/alice/roles",
+            &[("roles", "viewer"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(harmless.status, 200);
+
+    let reauth = admin
+        .api(
+            Method::POST,
+            "/api/reauth",
+            Some(json!({"password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(reauth.status, 204);
+    let granted = admin
+        .post_form(
+            "/admin/users/alice/roles",
+            &[("roles", "admin"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(granted.status, 200);
+    assert_eq!(user.get("/admin").await.status, 200);
+}
+
+async fn admin_resets_a_password(backend: Backend) {
+    let (app, admin, user) = admin_and_user(backend).await;
+    let csrf = admin.csrf().await;
+
+    let response = admin
+        .post_form("/admin/users/alice/password-reset", &[("csrf", &csrf)])
+        .await;
+
+    assert_eq!(response.status, 200);
+    let start = response.body.find("<code id=\"new-password\">").unwrap() + 24;
+    let password = &response.body[start..start + 43];
+    assert_eq!(user.me_status().await, 401, "reset ends every session");
+    assert_eq!(app.browser().login("alice", PASSWORD).await.status, 401);
+    assert_eq!(app.browser().login("alice", password).await.status, 303);
+}
+
+async fn admin_creates_users_and_refuses_weak_passwords(backend: Backend) {
+    let (app, admin, _) = admin_and_user(backend).await;
+    let csrf = admin.csrf().await;
+
+    let created = admin
+        .post_form(
+            "/admin/users",
+            &[
+                ("name", "Dora"),
+                ("password", "violet harbour lantern mist"),
+                ("roles", "editor, viewer"),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+    let weak = admin
+        .post_form(
+            "/admin/users",
+            &[("name", "eve"), ("password", "12345678"), ("csrf", &csrf)],
+        )
+        .await;
+    let duplicate = admin
+        .post_form(
+            "/admin/users",
+            &[
+                ("name", "dora"),
+                ("password", "violet harbour lantern mist"),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+
+    assert_eq!(created.status, 303);
+    assert_eq!(created.header("location"), Some("/admin/users/dora"));
+    assert_eq!(weak.status, 400);
+    assert_eq!(duplicate.status, 409);
+    let dora = app.browser();
+    assert_eq!(
+        dora.login("dora", "violet harbour lantern mist")
+            .await
+            .status,
+        303
+    );
+    let me: Value = serde_json::from_str(&dora.get("/api/me").await.body).unwrap();
+    assert_eq!(me["roles"], json!(["editor", "viewer"]));
+}
+
+async fn users_list_pages_and_searches(backend: Backend) {
+    let (app, admin, _) = admin_and_user(backend).await;
+    for i in 0..30 {
+        app.create_user(&format!("user{i:02}"), &[]).await;
+    }
+
+    let first = admin.get("/admin/users?q=user").await;
+    let next = form_value(
+        &first.body.replace(
+            "href=\"/admin/users?q=user&amp;after=",
+            "name=\"next\" value=\"",
+        ),
+        "next",
+    )
+    .expect("a next-page link");
+    let second = admin
+        .get(&format!("/admin/users?q=user&after={next}"))
+        .await;
+    let api_page: Value =
+        serde_json::from_str(&admin.get("/api/admin/users?q=user1&limit=4").await.body).unwrap();
+
+    assert_eq!(first.body.matches("href=\"/admin/users/user").count(), 25);
+    assert_eq!(second.body.matches("href=\"/admin/users/user").count(), 5);
+    assert!(second.body.contains("user29"));
+    assert!(!second.body.contains("id=\"next-page\""));
+    let names: Vec<&str> = api_page["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["user10", "user11", "user12", "user13"]);
+    assert_eq!(api_page["next"], "user13");
+    assert_eq!(api_page["items"][0]["live_sessions"], 0);
+}
+
+async fn all_sessions_list_pages_newest_first(backend: Backend) {
+    let (app, admin, _) = admin_and_user(backend).await;
+    app.create_user("dave", &[]).await;
+    let mut browsers = Vec::new();
+    for _ in 0..4 {
+        let browser = app.browser();
+        browser.login("dave", PASSWORD).await;
+        browsers.push(browser);
+    }
+    // One of them ends: it must not appear.
+    browsers.remove(1).logout().await;
+
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let path = match &cursor {
+            Some(after) => format!("/api/admin/sessions?limit=2&after={after}"),
+            None => "/api/admin/sessions?limit=2".to_owned(),
+        };
+        let page: Value = serde_json::from_str(&admin.get(&path).await.body).unwrap();
+        for item in page["items"].as_array().unwrap() {
+            seen.push(item["user"].as_str().unwrap().to_owned());
+        }
+        match page["next"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => break,
+        }
+    }
+
+    // 3 live dave sessions (newest first), then alice, then boss.
+    assert_eq!(seen, ["dave", "dave", "dave", "alice", "boss"]);
+    let html = admin.get("/admin/sessions").await;
+    assert_eq!(html.body.matches("href=\"/admin/users/dave\"").count(), 3);
+    let filtered = admin.get("/admin/sessions?user=alice").await;
+    assert_eq!(filtered.body.matches("href=\"/admin/users/").count(), 1);
+}
+
+async fn api_mirrors_the_dashboard(backend: Backend) {
+    let (app, admin, user) = admin_and_user(backend).await;
+
+    let created = admin
+        .api(Method::POST, "/api/admin/users", Some(json!({"name": "frank", "password": "amber river quietly folds", "roles": ["viewer"]})))
+        .await;
+    let sessions: Value =
+        serde_json::from_str(&admin.get("/api/admin/users/alice/sessions").await.body).unwrap();
+    let handle = sessions[0]["handle"].as_str().unwrap().to_owned();
+    let revoke_one = admin
+        .api(
+            Method::DELETE,
+            &format!("/api/admin/users/alice/sessions/{handle}"),
+            None,
+        )
+        .await;
+    let revoke_gone = admin
+        .api(
+            Method::DELETE,
+            &format!("/api/admin/users/alice/sessions/{handle}"),
+            None,
+        )
+        .await;
+    let roles = admin
+        .api(
+            Method::PUT,
+            "/api/admin/users/frank/roles",
+            Some(json!({"roles": ["editor"]})),
+        )
+        .await;
+    let disable = admin
+        .api(
+            Method::PUT,
+            "/api/admin/users/frank/disabled",
+            Some(json!({"disabled": true})),
+        )
+        .await;
+    let audit: Value =
+        serde_json::from_str(&admin.get("/api/admin/audit?user=frank").await.body).unwrap();
+
+    assert_eq!(created.status, 201);
+    assert_eq!(sessions.as_array().unwrap().len(), 1);
+    assert_eq!(sessions[0]["ip"], "127.0.0.1");
+    assert_eq!(revoke_one.status, 204);
+    assert_eq!(revoke_gone.status, 404);
+    assert_eq!(user.me_status().await, 401);
+    assert_eq!(roles.status, 204);
+    assert_eq!(disable.status, 200);
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["user_disabled", "roles_changed", "user_created"]);
+    let frank = app.browser();
+    assert_eq!(
+        frank
+            .login("frank", "amber river quietly folds")
+            .await
+            .status,
+        401
+    );
+    let revoke_all = app.logged_in("gina", &[]).await;
+    let all = admin
+        .api(Method::DELETE, "/api/admin/users/gina/sessions", None)
+        .await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&all.body).unwrap()["revoked"],
+        1
+    );
+    assert_eq!(revoke_all.me_status().await, 401);
+    let unknown = admin.get("/api/admin/users/nobody/sessions").await;
+    assert_eq!(unknown.status, 404);
+}
+
+async fn every_action_writes_an_audit_entry_without_secrets(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.throttle.max_failures_per_account = 2).await;
+    let admin = app.logged_in("boss", &["admin"]).await;
+    let alice = app.logged_in("alice", &[]).await;
+    let alice_cookie = alice.cookie().unwrap();
+    let new_password = "granite meadow whistles softly";
+    let csrf = alice.csrf().await;
+    alice
+        .post_form(
+            "/account/password",
+            &[
+                ("current", PASSWORD),
+                ("new", new_password),
+                ("confirm", new_password),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+    alice.logout().await;
+    for _ in 0..3 {
+        app.browser().login("carl", "wrong guess").await;
+    }
+    let admin_csrf = admin.csrf().await;
+    let handle = {
+        let s = app.browser();
+        s.login("alice", new_password).await;
+        own_handle(&s).await
+    };
+    for (path, form) in [
+        (
+            format!("/admin/users/alice/sessions/{handle}/revoke"),
+            vec![],
+        ),
+        ("/admin/users/alice/sessions/revoke-all".to_owned(), vec![]),
+        (
+            "/admin/users/alice/roles".to_owned(),
+            vec![("roles", "editor")],
+        ),
+        ("/admin/users/alice/disable".to_owned(), vec![]),
+        ("/admin/users/alice/enable".to_owned(), vec![]),
+        ("/admin/users/alice/password-reset".to_owned(), vec![]),
+    ] {
+        let mut form = form;
+        form.push(("csrf", &admin_csrf));
+        admin.post_form(&path, &form).await;
+    }
+
+    let global: Value =
+        serde_json::from_str(&admin.get("/api/admin/audit?limit=200").await.body).unwrap();
+    let for_alice: Value = serde_json::from_str(
+        &admin
+            .get("/api/admin/audit?user=alice&limit=200")
+            .await
+            .body,
+    )
+    .unwrap();
+
+    let actions: Vec<&str> = global["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    for expected in [
+        "login",
+        "login_failed",
+        "login_throttled",
+        "logout",
+        "password_changed",
+        "session_revoked",
+        "all_sessions_revoked",
+        "roles_changed",
+        "user_disabled",
+        "user_enabled",
+        "password_reset",
+        "user_created",
+    ] {
+        assert!(
+            actions.contains(&expected),
+            "{expected} missing from {actions:?}"
+        );
+    }
+    let revoke = global["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "session_revoked")
+        .unwrap();
+    assert_eq!(revoke["actor"], "boss");
+    assert_eq!(revoke["target"], "alice");
+    assert!(
+        for_alice["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|e| e["actor"] == "alice" || e["target"] == "alice")
+    );
+    let everything = global.to_string();
+    for secret in [
+        PASSWORD,
+        new_password,
+        &alice_cookie[alice_cookie.len() - 43..],
+        "wrong guess",
+    ] {
+        assert!(
+            !everything.contains(secret),
+            "the audit log holds a secret: {secret}"
+        );
+    }
+    let page = admin.get("/admin/audit?user=alice").await;
+    assert!(page.body.contains("session_revoked"));
+}
+
+async fn every_form_and_api_change_needs_its_csrf_token(backend: Backend) {
+    let (_app, admin, user) = admin_and_user(backend).await;
+    let handle = own_handle(&user).await;
+    let admin_handle = own_handle(&admin).await;
+    let forms = [
+        (&user, format!("/account/sessions/{handle}/revoke")),
+        (&user, "/account/sessions/revoke-others".to_owned()),
+        (&user, "/account/password".to_owned()),
+        (&user, "/account/reauth".to_owned()),
+        (&admin, "/admin/users".to_owned()),
+        (&admin, "/admin/users/alice/roles".to_owned()),
+        (&admin, "/admin/users/alice/disable".to_owned()),
+        (&admin, "/admin/users/alice/password-reset".to_owned()),
+        (&admin, "/admin/users/alice/sessions/revoke-all".to_owned()),
+        (
+            &admin,
+            format!("/admin/users/alice/sessions/{handle}/revoke"),
+        ),
+    ];
+    for (browser, path) in forms {
+        let form = [
+            ("current", PASSWORD),
+            ("new", "x y z w v u"),
+            ("confirm", "x y z w v u"),
+            ("password", PASSWORD),
+            ("roles", ""),
+            ("name", "zed"),
+        ];
+        let response = browser.post_form(&path, &form).await;
+        assert_eq!(response.status, 403, "POST {path} without a token");
+    }
+    let calls = [
+        (
+            Method::POST,
+            "/api/admin/users".to_owned(),
+            json!({"name": "zed", "password": "amber river quietly folds"}),
+        ),
+        (
+            Method::DELETE,
+            "/api/admin/users/alice/sessions".to_owned(),
+            json!({}),
+        ),
+        (
+            Method::DELETE,
+            format!("/api/admin/users/boss/sessions/{admin_handle}"),
+            json!({}),
+        ),
+        (
+            Method::PUT,
+            "/api/admin/users/alice/roles".to_owned(),
+            json!({"roles": []}),
+        ),
+        (
+            Method::PUT,
+            "/api/admin/users/alice/disabled".to_owned(),
+            json!({"disabled": true}),
+        ),
+        (
+            Method::POST,
+            "/api/reauth".to_owned(),
+            json!({"password": PASSWORD}),
+        ),
+    ];
+    for (method, path, body) in calls {
+        let without = admin
+            .send(admin.request(method.clone(), &path).json(&body))
+            .await;
+        let wrong = admin
+            .send(
+                admin
+                    .request(method.clone(), &path)
+                    .header("x-csrf-token", "A".repeat(22))
+                    .json(&body),
+            )
+            .await;
+        assert_eq!(without.status, 403, "{method} {path} without a token");
+        assert_eq!(wrong.status, 403, "{method} {path} with a wrong token");
+    }
+    // Nothing changed.
+    assert_eq!(user.me_status().await, 200);
+    assert_eq!(admin.get("/admin/users/zed").await.status, 404);
+    let me: Value = serde_json::from_str(&user.get("/api/me").await.body).unwrap();
+    assert_eq!(me["roles"], json!(["editor"]));
+}
+
+async fn overview_counts_and_charts_logins(backend: Backend) {
+    let (app, admin, _) = admin_and_user(backend).await;
+    app.browser().login("alice", "wrong guess").await;
+
+    let page = admin.get("/admin").await;
+
+    assert_eq!(page.status, 200);
+    let number = |id: &str| -> u64 {
+        let marker = format!("id=\"{id}\">");
+        let start = page.body.find(&marker).unwrap() + marker.len();
+        page.body[start..start + page.body[start..].find('<').unwrap()]
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(number("logins-hour"), 2);
+    assert_eq!(number("failed-hour"), 1);
+    assert_eq!(number("active-sessions"), 2);
+    assert!(number("user-count") >= 3);
+    assert!(page.body.contains("<svg class=\"chart\""));
+    assert!(page.body.contains("2 login(s)"), "this minute's bar");
+    assert!(!page.body.contains("<script"));
+}
+
+async fn metrics_are_served_in_prometheus_format(backend: Backend) {
+    let (app, admin, user) = admin_and_user(backend).await;
+    app.browser().login("alice", "wrong guess").await;
+    user.logout().await;
+    admin.get("/admin").await;
+
+    let metrics = app.browser().get("/metrics").await;
+
+    assert_eq!(metrics.status, 200);
+    for line in [
+        "sessiond_logins_total{outcome=\"success\"} 2",
+        "sessiond_logins_total{outcome=\"failure\"} 1",
+        "sessiond_revocations_total{kind=\"logout\"} 1",
+        "sessiond_http_request_duration_seconds_count{route=\"/admin\",status=\"200\"} 1",
+    ] {
+        assert!(
+            metrics.body.contains(line),
+            "missing {line:?} in\n{}",
+            metrics.body
+        );
+    }
+    let active: u64 = metrics
+        .body
+        .lines()
+        .find_map(|l| l.strip_prefix("sessiond_active_sessions "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    match backend {
+        // Exact: only boss's session is live.
+        Backend::Memory => assert_eq!(active, 1),
+        // An estimate of sessions *seen* within the idle window: alice's, ended a moment
+        // ago, still counts until its minute leaves the window.
+        Backend::Redis => assert_eq!(active, 2),
+    }
+    let round_trips = metrics
+        .body
+        .lines()
+        .find(|l| l.starts_with("sessiond_store_round_trip_seconds_count"))
+        .unwrap();
+    let count: u64 = round_trips.rsplit(' ').next().unwrap().parse().unwrap();
+    if backend == Backend::Redis {
+        assert!(count > 0);
+    } else {
+        assert_eq!(count, 0, "the memory store makes no round trips");
+    }
+}
+
+async fn an_update_never_brings_a_deleted_session_back(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.create_user("alice", &[]).await;
+    let fields = vec![
+        ("uid".to_owned(), "\"alice\"".to_owned()),
+        ("csrf".to_owned(), "\"t\"".to_owned()),
+    ];
+    app.store
+        .create_session("h1", Some("alice"), fields.clone())
+        .await
+        .unwrap();
+    assert!(app.store.load_session("h1").await.unwrap().is_some());
+
+    app.store.delete_session("h1").await.unwrap();
+    app.store.update_session("h1", fields).await.unwrap();
+
+    assert!(app.store.load_session("h1").await.unwrap().is_none());
+}
