@@ -161,6 +161,8 @@ pub struct Counter {
     pub resets_in_secs: i64,
 }
 
+// Built once at start-up and shared behind an `Arc`: the variants' sizes never matter.
+#[allow(clippy::large_enum_variant)]
 pub enum Store {
     Memory(MemoryStore),
     Redis(RedisStore),

@@ -14,6 +14,7 @@ struct ChromeDriver {
     port: u16,
     child: Child,
     profile: std::path::PathBuf,
+    browsers: std::sync::atomic::AtomicUsize,
 }
 
 impl ChromeDriver {
@@ -37,10 +38,16 @@ impl ChromeDriver {
             port,
             child,
             profile,
+            browsers: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
+    /// A new Chromium with a fresh profile of its own: no cookies shared with the others.
     async fn browser(&self) -> fantoccini::Client {
+        let n = self
+            .browsers
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let profile = self.profile.join(n.to_string());
         let mut capabilities = serde_json::Map::new();
         capabilities.insert(
             "goog:chromeOptions".into(),
@@ -50,7 +57,7 @@ impl ChromeDriver {
                     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                     "--disable-background-networking", "--disable-component-update",
                     "--disable-sync", "--no-first-run", "--disable-quic",
-                    format!("--user-data-dir={}", self.profile.display()),
+                    format!("--user-data-dir={}", profile.display()),
                 ]
             }),
         );
@@ -107,6 +114,11 @@ async fn a_person_logs_in_sees_their_name_logs_out_and_cannot_go_back() {
         .unwrap();
 
     // Assert: back on the page asked for, signed in; the Secure cookie works on loopback HTTP.
+    browser
+        .wait()
+        .for_element(Locator::Id("admin-user"))
+        .await
+        .unwrap();
     assert_eq!(browser.current_url().await.unwrap().path(), "/admin");
     let cookie = browser
         .get_named_cookie("__Host-sid")
@@ -136,6 +148,11 @@ async fn a_person_logs_in_sees_their_name_logs_out_and_cannot_go_back() {
         .click()
         .await
         .unwrap();
+    browser
+        .wait()
+        .for_element(Locator::Id("password"))
+        .await
+        .unwrap();
     assert_eq!(browser.current_url().await.unwrap().path(), "/login");
     browser.back().await.unwrap();
 
@@ -145,4 +162,120 @@ async fn a_person_logs_in_sees_their_name_logs_out_and_cannot_go_back() {
     assert_eq!(url.query(), Some("next=%2Fadmin"));
     assert!(browser.find(Locator::Id("password")).await.is_ok());
     browser.close().await.unwrap();
+}
+
+#[actix_web::test]
+async fn an_admin_revokes_and_demotes_a_user_in_another_browser() {
+    // Arrange: two independent Chromium sessions, an admin and a user with role "admin" too
+    // (so that removing it has a page to lose), both signed in through the form.
+    let app = spawn_app(Backend::Redis).await;
+    app.create_user("boss", &["admin"]).await;
+    app.create_user("alice", &["admin", "editor"]).await;
+    let driver = ChromeDriver::start();
+    let admin = driver.browser().await;
+    let user = driver.browser().await;
+    for (browser, name) in [(&admin, "boss"), (&user, "alice")] {
+        browser
+            .goto(&format!("{}/login", app.address))
+            .await
+            .unwrap();
+        browser
+            .find(Locator::Id("username"))
+            .await
+            .unwrap()
+            .send_keys(name)
+            .await
+            .unwrap();
+        browser
+            .find(Locator::Id("password"))
+            .await
+            .unwrap()
+            .send_keys(PASSWORD)
+            .await
+            .unwrap();
+        browser
+            .find(Locator::Css("button[type=submit]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        browser
+            .wait()
+            .for_element(Locator::Id("nav-logout"))
+            .await
+            .unwrap();
+        assert_eq!(browser.current_url().await.unwrap().path(), "/");
+    }
+
+    // Act: the admin removes alice's admin role on her page.
+    admin
+        .goto(&format!("{}/admin/users/alice", app.address))
+        .await
+        .unwrap();
+    let roles = admin.find(Locator::Id("roles-input")).await.unwrap();
+    roles.clear().await.unwrap();
+    roles.send_keys("editor").await.unwrap();
+    admin
+        .find(Locator::Id("save-roles"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    admin
+        .wait()
+        .for_element(Locator::Css(".notice"))
+        .await
+        .unwrap();
+    let saved = admin
+        .find(Locator::Id("roles"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(saved, "editor");
+
+    // Assert: alice's next visit to the admin area is refused.
+    user.goto(&format!("{}/admin", app.address)).await.unwrap();
+    let heading = user
+        .find(Locator::Css("h1"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(heading, "Forbidden");
+
+    // Act: the admin revokes alice's session from the dashboard.
+    admin
+        .goto(&format!("{}/admin/users/alice", app.address))
+        .await
+        .unwrap();
+    admin
+        .find(Locator::Css("button[data-handle]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let notice = admin
+        .wait()
+        .for_element(Locator::Css(".notice"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(notice, "Session revoked.");
+
+    // Assert: alice's next page load lands on the login page.
+    user.goto(&format!("{}/account/sessions", app.address))
+        .await
+        .unwrap();
+    assert_eq!(user.current_url().await.unwrap().path(), "/login");
+    assert!(user.find(Locator::Id("password")).await.is_ok());
+    admin.close().await.unwrap();
+    user.close().await.unwrap();
 }
