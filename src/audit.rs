@@ -20,6 +20,7 @@ pub enum Action {
     PasswordChanged,
     PasswordReset,
     StepUp,
+    RefreshReuse,
 }
 
 impl Action {
@@ -38,6 +39,7 @@ impl Action {
             Action::PasswordChanged => "password_changed",
             Action::PasswordReset => "password_reset",
             Action::StepUp => "step_up",
+            Action::RefreshReuse => "refresh_token_reused",
         }
     }
 
@@ -60,6 +62,7 @@ impl Action {
             Action::AllSessionsRevoked => Some("revoke_all"),
             Action::UserDisabled => Some("disable"),
             Action::PasswordChanged | Action::PasswordReset => Some("password"),
+            Action::RefreshReuse => Some("refresh_reuse"),
             _ => None,
         };
         if let Some(kind) = kind {
@@ -80,7 +83,8 @@ impl Action {
             | Action::AllSessionsRevoked
             | Action::UserDisabled
             | Action::PasswordChanged
-            | Action::PasswordReset => Some(Stat::Revocation),
+            | Action::PasswordReset
+            | Action::RefreshReuse => Some(Stat::Revocation),
             _ => None,
         }
     }

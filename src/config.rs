@@ -22,6 +22,7 @@ pub struct Settings {
     pub store: StoreSettings,
     pub auth: AuthSettings,
     pub session: SessionSettings,
+    pub jwt: JwtSettings,
     pub throttle: ThrottleSettings,
 }
 
@@ -44,13 +45,62 @@ pub struct StoreSettings {
 #[serde(rename_all = "lowercase")]
 pub enum AuthMode {
     Session,
+    Jwt,
 }
 
 impl AuthMode {
     pub fn as_str(self) -> &'static str {
         match self {
             AuthMode::Session => "session",
+            AuthMode::Jwt => "jwt",
         }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JwtAlgorithm {
+    EdDSA,
+    ES256,
+    RS256,
+    HS256,
+}
+
+/// JWT mode (`auth.mode = "jwt"`).
+#[derive(Clone, Serialize, Deserialize)]
+pub struct JwtSettings {
+    pub algorithm: JwtAlgorithm,
+    /// PKCS#8 PEM private key (PKCS#1 also accepted for RS256). Empty: a key pair is generated
+    /// at start-up, and tokens do not survive a restart.
+    pub private_key_file: String,
+    /// HS256 only: base64 of at least 32 random bytes. Empty: generated at start-up.
+    pub hs256_secret: String,
+    pub issuer: String,
+    pub audience: String,
+    pub access_ttl_secs: u64,
+    /// Clock skew tolerated on exp/nbf; at most 5 seconds.
+    pub leeway_secs: u64,
+    /// Tokens longer than this are refused before any decoding.
+    pub max_token_bytes: usize,
+    /// A refresh token presented again within this many seconds of its rotation (two tabs
+    /// racing) is refused without revoking its family; later reuse revokes the family.
+    pub refresh_reuse_grace_secs: u64,
+    /// Check revoked token IDs and per-user "not before" times in Redis on every request.
+    pub denylist: bool,
+    pub access_cookie_name: String,
+    pub refresh_cookie_name: String,
+}
+
+impl std::fmt::Debug for JwtSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwtSettings")
+            .field("algorithm", &self.algorithm)
+            .field("private_key_file", &self.private_key_file)
+            .field("hs256_secret", &"[redacted]")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("access_ttl_secs", &self.access_ttl_secs)
+            .field("denylist", &self.denylist)
+            .finish_non_exhaustive()
     }
 }
 
@@ -126,6 +176,20 @@ impl Default for Settings {
                 same_site: SameSitePolicy::Lax,
                 cookie_key: String::new(),
             },
+            jwt: JwtSettings {
+                algorithm: JwtAlgorithm::EdDSA,
+                private_key_file: String::new(),
+                hs256_secret: String::new(),
+                issuer: "sessiond".into(),
+                audience: "sessiond".into(),
+                access_ttl_secs: 300,
+                leeway_secs: 2,
+                max_token_bytes: 4096,
+                refresh_reuse_grace_secs: 2,
+                denylist: false,
+                access_cookie_name: "__Host-access".into(),
+                refresh_cookie_name: "__Host-refresh".into(),
+            },
             throttle: ThrottleSettings {
                 max_failures_per_account: 5,
                 max_failures_per_ip: 50,
@@ -172,6 +236,15 @@ impl Settings {
         }
         if self.server.max_body_bytes < 512 {
             return Err(invalid("server.max_body_bytes", "must be at least 512"));
+        }
+        if self.jwt.leeway_secs > 5 {
+            return Err(invalid("jwt.leeway_secs", "must be at most 5"));
+        }
+        if self.jwt.access_ttl_secs == 0 {
+            return Err(invalid("jwt.access_ttl_secs", "must be positive"));
+        }
+        if self.jwt.max_token_bytes < 256 {
+            return Err(invalid("jwt.max_token_bytes", "must be at least 256"));
         }
         if self.throttle.window_secs == 0 {
             return Err(invalid("throttle.window_secs", "must be positive"));

@@ -64,6 +64,17 @@ pub enum PageError {
     Random(#[from] RandomError),
     #[error("the session state could not be written: {0}")]
     SessionState(String),
+    #[error("could not sign in")]
+    SignIn(#[source] crate::auth::authenticator::SignInError),
+}
+
+impl From<crate::auth::authenticator::SignInError> for PageError {
+    fn from(err: crate::auth::authenticator::SignInError) -> Self {
+        match err {
+            crate::auth::authenticator::SignInError::Store(e) => PageError::StoreUnavailable(e),
+            other => PageError::SignIn(other),
+        }
+    }
 }
 
 impl From<crate::users::UserError> for PageError {
@@ -110,7 +121,8 @@ impl ResponseError for PageError {
             PageError::Password(_)
             | PageError::Template(_)
             | PageError::Random(_)
-            | PageError::SessionState(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            | PageError::SessionState(_)
+            | PageError::SignIn(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 

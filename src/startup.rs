@@ -16,11 +16,13 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use tracing_actix_web::TracingLogger;
 
+use crate::auth::authenticator::{Authenticator, JwtMode};
+use crate::auth::jwt::{JwtAuthority, KeyOrigin};
 use crate::auth::password::hash_password_blocking;
 use crate::auth::random::{RandomError, random_bytes, random_token};
 use crate::auth::session_store::SessionBackend;
 use crate::clock::Clock;
-use crate::config::{SameSitePolicy, Settings};
+use crate::config::{AuthMode, SameSitePolicy, Settings};
 use crate::error::page_response;
 use crate::metrics::Metrics;
 use crate::routes;
@@ -36,6 +38,7 @@ pub struct AppState {
     /// Verified against when the user does not exist, so that case costs the same time.
     pub dummy_phc: Arc<str>,
     pub metrics: Arc<Metrics>,
+    pub auth: Authenticator,
 }
 
 impl AppState {
@@ -66,6 +69,8 @@ pub enum StartupError {
     Bootstrap(#[from] UserError),
     #[error("session.cookie_key must be base64 of at least 64 bytes")]
     CookieKey,
+    #[error("JWT mode cannot start")]
+    Jwt(#[from] crate::auth::jwt::JwtSetupError),
     #[error(transparent)]
     Random(#[from] RandomError),
     #[error("could not compute the dummy password hash")]
@@ -109,6 +114,27 @@ impl Application {
         wait_for_store(&store).await;
 
         let cookie_key = cookie_key(&settings, &store).await?;
+        let auth = match settings.auth.mode {
+            AuthMode::Session => Authenticator::Session,
+            AuthMode::Jwt => {
+                let (authority, origin) = JwtAuthority::from_settings(&settings.jwt)?;
+                let algorithm = format!("{:?}", settings.jwt.algorithm);
+                match origin {
+                    KeyOrigin::Generated => tracing::warn!(
+                        %algorithm,
+                        "JWT mode with a key generated at start-up: tokens will not survive a \
+                         restart, and other instances cannot verify them. Configure \
+                         jwt.private_key_file (or jwt.hs256_secret)."
+                    ),
+                    _ => tracing::info!(%algorithm, "JWT mode"),
+                }
+                Authenticator::Jwt(Box::new(JwtMode::new(
+                    authority,
+                    cookie_key.master().to_vec(),
+                    settings.session.same_site,
+                )))
+            }
+        };
         if let Some(password) = users::bootstrap_admin(&store, &clock, &metrics).await? {
             // Printed once, at the only moment it exists in clear; it is not stored anywhere.
             tracing::warn!(
@@ -143,6 +169,7 @@ impl Application {
             clock,
             dummy_phc,
             metrics: metrics.clone(),
+            auth,
         });
         let server = run(listener, state, cookie_key).map_err(|source| StartupError::Bind {
             addr: settings.server.bind.clone(),
@@ -213,6 +240,7 @@ fn run(
         )
         .build();
         App::new()
+            .wrap(from_fn(crate::web::middleware::apply_pending_cookies))
             .wrap(sessions)
             .wrap(from_fn(store_outage_as_503))
             .wrap(from_fn(reject_cross_site))

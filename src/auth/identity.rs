@@ -1,28 +1,40 @@
 //! The one seam where a request becomes an identity. Handlers ask for `Identity` (or
-//! `Option<Identity>`) and never look at cookies, tokens or the store themselves.
+//! `MaybeIdentity`) and never look at cookies, tokens or the store themselves.
 
-use std::future::{Ready, ready};
-
-use actix_session::{Session, SessionExt};
+use actix_session::Session;
 use actix_web::{
     FromRequest, HttpRequest, HttpResponse, ResponseError, dev::Payload, http::StatusCode,
-    http::header,
+    http::header, web,
 };
+use futures_util::future::LocalBoxFuture;
 
-use crate::store::{AUTH_AT_FIELD, HANDLE_FIELD, ROLES_FIELD, UID_FIELD};
+use super::csrf::{self, CsrfError};
+use crate::startup::AppState;
+use crate::store::{AUTH_AT_FIELD, HANDLE_FIELD, ROLES_FIELD, StoreError, UID_FIELD};
 
-/// The logged-in user of this request, with the roles the user has *now*: they are read from
-/// the user record in the same round trip that loads the session, so a role change or a
-/// disabled account takes effect on the next request.
+/// What proved who the request is from.
+#[derive(Clone)]
+pub enum Credential {
+    /// Session mode: the session actix-session loaded (CSRF token and state live there).
+    Session(Session),
+    /// JWT mode: a verified access token (or one just minted by a refresh).
+    Token,
+}
+
+/// The signed-in user of this request, with the roles the user has *now* (session mode: read
+/// from the user record in the same round trip that loads the session; JWT mode: as of the
+/// token's minting, which is what the benchmark's revocation figures are about).
 #[derive(Clone)]
 pub struct Identity {
     pub username: String,
     pub roles: Vec<String>,
-    /// The current session's public handle.
+    /// The current session's (or refresh family's) public handle.
     pub handle: String,
     /// When the password was last typed in this session (login or step-up), Unix seconds.
     pub authenticated_at: i64,
-    session: Session,
+    pub credential: Credential,
+    /// JWT mode's per-family CSRF token; session mode keeps its token in the session.
+    pub csrf: String,
 }
 
 impl Identity {
@@ -40,17 +52,28 @@ impl Identity {
         }
     }
 
-    pub fn session(&self) -> &Session {
-        &self.session
-    }
-
     /// Whether the password was typed within `window_secs`: sensitive actions ask for it again
     /// otherwise (step-up), so a borrowed unlocked laptop cannot end the owner's other sessions.
     pub fn recently_authenticated(&self, now: i64, window_secs: i64) -> bool {
         now - self.authenticated_at <= window_secs
     }
 
-    fn from_session(session: Session) -> Option<Identity> {
+    /// The token forms of this session carry.
+    pub fn csrf_token(&self) -> Result<String, CsrfError> {
+        match &self.credential {
+            Credential::Session(session) => csrf::token(session),
+            Credential::Token => Ok(self.csrf.clone()),
+        }
+    }
+
+    pub fn verify_csrf(&self, submitted: Option<&str>) -> Result<(), CsrfError> {
+        match &self.credential {
+            Credential::Session(session) => csrf::verify(session, submitted),
+            Credential::Token => csrf::compare(&self.csrf, submitted),
+        }
+    }
+
+    pub(crate) fn from_session(session: Session) -> Option<Identity> {
         let (username, roles, handle, authenticated_at) = {
             let entries = session.entries();
             let username: String = serde_json::from_str(entries.get(UID_FIELD)?).ok()?;
@@ -76,7 +99,8 @@ impl Identity {
             roles,
             handle,
             authenticated_at,
-            session,
+            credential: Credential::Session(session),
+            csrf: String::new(),
         })
     }
 }
@@ -92,6 +116,8 @@ pub enum AuthError {
     Anonymous { api: bool, next: String },
     #[error("missing role")]
     Forbidden { api: bool },
+    #[error("the store is unavailable")]
+    Unavailable { api: bool, source: StoreError },
 }
 
 impl ResponseError for AuthError {
@@ -100,6 +126,7 @@ impl ResponseError for AuthError {
             AuthError::Anonymous { api: true, .. } => StatusCode::UNAUTHORIZED,
             AuthError::Anonymous { api: false, .. } => StatusCode::SEE_OTHER,
             AuthError::Forbidden { .. } => StatusCode::FORBIDDEN,
+            AuthError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -126,23 +153,65 @@ impl ResponseError for AuthError {
                 "Forbidden",
                 "Your account does not have the role this page needs.",
             ),
+            AuthError::Unavailable { api, source } => {
+                tracing::error!(error = %source, "store unavailable");
+                if *api {
+                    HttpResponse::ServiceUnavailable()
+                        .insert_header((header::RETRY_AFTER, "5"))
+                        .json(serde_json::json!({"error": "store unavailable"}))
+                } else {
+                    crate::error::service_unavailable_page()
+                }
+            }
         }
     }
 }
 
+async fn identify(req: HttpRequest) -> Result<Option<Identity>, AuthError> {
+    let Some(state) = req.app_data::<web::Data<AppState>>() else {
+        return Ok(None);
+    };
+    state
+        .auth
+        .identify(&req, state)
+        .await
+        .map_err(|source| AuthError::Unavailable {
+            api: wants_json(&req),
+            source,
+        })
+}
+
 impl FromRequest for Identity {
     type Error = AuthError;
-    type Future = Ready<Result<Identity, AuthError>>;
+    type Future = LocalBoxFuture<'static, Result<Identity, AuthError>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        ready(
-            Identity::from_session(req.get_session()).ok_or_else(|| AuthError::Anonymous {
-                api: wants_json(req),
-                next: match req.uri().path_and_query() {
-                    Some(pq) => pq.as_str().to_owned(),
-                    None => "/".to_owned(),
-                },
-            }),
-        )
+        let req = req.clone();
+        Box::pin(async move {
+            let next = match req.uri().path_and_query() {
+                Some(pq) => pq.as_str().to_owned(),
+                None => "/".to_owned(),
+            };
+            identify(req.clone())
+                .await?
+                .ok_or_else(|| AuthError::Anonymous {
+                    api: wants_json(&req),
+                    next,
+                })
+        })
+    }
+}
+
+/// The identity if someone is signed in. Unlike `Option<Identity>`, a store outage is still
+/// a 503 here, not silently "nobody".
+pub struct MaybeIdentity(pub Option<Identity>);
+
+impl FromRequest for MaybeIdentity {
+    type Error = AuthError;
+    type Future = LocalBoxFuture<'static, Result<MaybeIdentity, AuthError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        Box::pin(async move { identify(req).await.map(MaybeIdentity) })
     }
 }

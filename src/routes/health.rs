@@ -37,3 +37,21 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
         Err(_) => HttpResponse::InternalServerError().finish(),
     }
 }
+
+/// `GET /.well-known/jwks.json`: the public keys other services verify our access tokens with
+/// (the case JWTs exist for). Nothing in session mode, nor for HS256, whose key is a secret.
+pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
+    match state.auth.jwt().and_then(|mode| mode.authority.jwks()) {
+        Some(jwks) => HttpResponse::Ok()
+            .insert_header((
+                actix_web::http::header::CACHE_CONTROL,
+                "public, max-age=300",
+            ))
+            .json(jwks),
+        None => crate::error::page_response(
+            actix_web::http::StatusCode::NOT_FOUND,
+            "Not found",
+            "This deployment publishes no public keys.",
+        ),
+    }
+}

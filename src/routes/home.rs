@@ -1,7 +1,7 @@
 use actix_web::HttpResponse;
 use askama::Template;
 
-use crate::auth::{Identity, csrf};
+use crate::auth::MaybeIdentity;
 use crate::error::PageError;
 use crate::routes::Nav;
 
@@ -20,11 +20,11 @@ struct HomePage {
 }
 
 #[tracing::instrument(name = "home", skip_all)]
-pub async fn get(identity: Option<Identity>) -> Result<HttpResponse, PageError> {
-    let nav = identity.as_ref().map(Nav::for_identity).transpose()?;
-    let user = match identity {
+pub async fn get(identity: MaybeIdentity) -> Result<HttpResponse, PageError> {
+    let nav = identity.0.as_ref().map(Nav::for_identity).transpose()?;
+    let user = match identity.0 {
         Some(identity) => Some(SignedIn {
-            csrf: csrf::token(identity.session())?,
+            csrf: identity.csrf_token()?,
             is_admin: identity.has_role("admin"),
             username: identity.username,
             roles: identity.roles,

@@ -3,7 +3,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use crate::audit::Action;
-use crate::auth::{Identity, csrf};
+use crate::auth::{MaybeIdentity, csrf};
 use crate::error::PageError;
 use crate::routes::{client_ip, see_other};
 use crate::startup::AppState;
@@ -20,18 +20,25 @@ pub async fn post(
     req: HttpRequest,
     form: web::Form<LogoutForm>,
     session: Session,
-    identity: Option<Identity>,
+    identity: MaybeIdentity,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    csrf::verify(&session, form.csrf.as_deref())?;
-    session.purge();
-    if let Some(identity) = identity {
-        let ip = client_ip(&req, &state.settings);
-        let user = identity.username.as_str();
-        let detail = format!("session {}", identity.handle);
-        state
-            .audit(Action::Logout, user, user, &detail, &ip)
-            .await?;
+    match identity.0 {
+        Some(identity) => {
+            identity.verify_csrf(form.csrf.as_deref())?;
+            state.auth.sign_out(&req, &identity, &state).await?;
+            let ip = client_ip(&req, &state.settings);
+            let user = identity.username.as_str();
+            let detail = format!("session {}", identity.handle);
+            state
+                .audit(Action::Logout, user, user, &detail, &ip)
+                .await?;
+        }
+        // Nobody signed in: only a pre-login session (if any) to drop.
+        None => {
+            csrf::verify(&session, form.csrf.as_deref())?;
+            session.purge();
+        }
     }
     Ok(see_other("/login"))
 }

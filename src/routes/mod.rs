@@ -12,7 +12,7 @@ pub mod static_files;
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, http::header, web};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
-use crate::auth::{Identity, csrf};
+use crate::auth::Identity;
 use crate::config::Settings;
 use crate::error::{PageError, page_response};
 
@@ -98,6 +98,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         )
         .route("/api/admin/audit", web::get().to(api::admin::audit))
         .route("/metrics", web::get().to(health::metrics))
+        .route("/.well-known/jwks.json", web::get().to(health::jwks))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/static/style.css", web::get().to(static_files::stylesheet));
@@ -175,7 +176,7 @@ impl Nav {
         Ok(Nav {
             username: identity.username.clone(),
             is_admin: identity.has_role("admin"),
-            csrf: csrf::token(identity.session())?,
+            csrf: identity.csrf_token()?,
         })
     }
 }

@@ -6,8 +6,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use super::{
     AUDIT_CAP, AuditEntry, CREATED_FIELD, Counter, DEVICE_FIELD, GuardedChange, HANDLE_FIELD,
-    IP_FIELD, Page, ROLES_FIELD, SEEN_FIELD, STATS_RETENTION_SECS, SessionInfo, SessionPolicy,
-    Stat, StoreError, UID_FIELD, UserRecord, UserSummary, is_admin, minute_of,
+    IP_FIELD, JTI_FIELD, Page, REFRESH_FIELD, ROLES_FIELD, RefreshOutcome, SEEN_FIELD,
+    STATS_RETENTION_SECS, SessionInfo, SessionPolicy, Stat, StoreError, UID_FIELD, UserRecord,
+    UserSummary, is_admin, minute_of,
 };
 use crate::clock::Clock;
 
@@ -30,6 +31,10 @@ struct Inner {
     secrets: HashMap<String, String>,
     audit: VecDeque<AuditEntry>,
     stats: HashMap<(&'static str, i64), u64>,
+    /// JWT deny-list: jti -> until when.
+    denied: HashMap<String, i64>,
+    /// JWT per-user "not before": user -> (second, until when).
+    not_before: HashMap<String, (i64, i64)>,
 }
 
 struct MemorySession {
@@ -180,8 +185,122 @@ impl MemoryStore {
     }
 
     pub async fn delete_session(&self, sid_hash: &str) -> Result<(), StoreError> {
-        self.lock().remove_session(sid_hash);
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        let removed = inner.remove_session(sid_hash);
+        self.deny(&mut inner, removed.as_ref(), now);
         Ok(())
+    }
+
+    /// JWT mode: puts the last access token minted for a removed family on the deny-list.
+    fn deny(&self, inner: &mut Inner, removed: Option<&MemorySession>, now: i64) {
+        if self.policy.marker_secs == 0 {
+            return;
+        }
+        if let Some(jti) = removed.and_then(|s| s.fields.get(JTI_FIELD)) {
+            inner
+                .denied
+                .insert(jti.clone(), now + self.policy.marker_secs);
+        }
+    }
+
+    fn mark_not_before(&self, inner: &mut Inner, user: &str, now: i64) {
+        if self.policy.marker_secs > 0 {
+            inner
+                .not_before
+                .insert(user.to_owned(), (now, now + self.policy.marker_secs));
+        }
+    }
+
+    pub async fn rotate_refresh(
+        &self,
+        family: &str,
+        presented_hash: &str,
+        new_hash: &str,
+        new_jti: &str,
+    ) -> Result<RefreshOutcome, StoreError> {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        let Some(session) = inner.sessions.get(family) else {
+            return Ok(RefreshOutcome::Gone);
+        };
+        let Some(uid) = session.uid.clone() else {
+            return Ok(RefreshOutcome::Gone);
+        };
+        let alive = now < self.policy.expires_at(session.created, session.seen);
+        let roles = match inner.users.get(&uid) {
+            Some(user) if !user.disabled => Some(user.roles.clone()),
+            _ => None,
+        };
+        let (true, Some(roles)) = (alive, roles) else {
+            let removed = inner.remove_session(family);
+            self.deny(&mut inner, removed.as_ref(), now);
+            return Ok(RefreshOutcome::Gone);
+        };
+        let field = |name: &str| session.fields.get(name).cloned().unwrap_or_default();
+        if field(REFRESH_FIELD) == presented_hash {
+            let auth_at = field(super::AUTH_AT_FIELD).parse().unwrap_or(0);
+            let created = session.created;
+            if let Some(session) = inner.sessions.get_mut(family) {
+                session
+                    .fields
+                    .insert(REFRESH_FIELD.into(), new_hash.to_owned());
+                session
+                    .fields
+                    .insert("prt".into(), presented_hash.to_owned());
+                session.fields.insert("rot".into(), now.to_string());
+                session.fields.insert(JTI_FIELD.into(), new_jti.to_owned());
+                session.seen = now;
+            }
+            inner
+                .user_sessions
+                .entry(uid.clone())
+                .or_default()
+                .insert(family.to_owned(), self.policy.expires_at(created, now));
+            return Ok(RefreshOutcome::Rotated {
+                user: uid,
+                roles,
+                auth_at,
+            });
+        }
+        let rotated_at: i64 = field("rot").parse().unwrap_or(0);
+        if field("prt") == presented_hash && now - rotated_at <= self.policy.refresh_grace_secs {
+            return Ok(RefreshOutcome::Raced);
+        }
+        let removed = inner.remove_session(family);
+        self.deny(&mut inner, removed.as_ref(), now);
+        Ok(RefreshOutcome::Reused { user: uid })
+    }
+
+    pub async fn set_session_field(
+        &self,
+        sid_hash: &str,
+        field: &str,
+        value: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(match self.lock().sessions.get_mut(sid_hash) {
+            Some(session) => {
+                session.fields.insert(field.to_owned(), value.to_owned());
+                true
+            }
+            None => false,
+        })
+    }
+
+    pub async fn is_revoked(
+        &self,
+        jti: &str,
+        user: &str,
+        issued_at: i64,
+    ) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        let inner = self.lock();
+        let denied = inner.denied.get(jti).is_some_and(|until| *until > now);
+        let before = inner
+            .not_before
+            .get(user)
+            .is_some_and(|(nbf, until)| *until > now && issued_at <= *nbf);
+        Ok(denied || before)
     }
 
     pub async fn revoke_all_for_user(
@@ -195,12 +314,17 @@ impl MemoryStore {
             .get(user)
             .map(|index| index.keys().cloned().collect())
             .unwrap_or_default();
+        let now = self.clock.now();
         let mut live = 0;
         for hash in hashes.iter().filter(|h| Some(h.as_str()) != keep) {
-            if inner.sessions.contains_key(hash) {
+            let removed = inner.remove_session(hash);
+            if removed.is_some() {
                 live += 1;
             }
-            inner.remove_session(hash);
+            self.deny(&mut inner, removed.as_ref(), now);
+        }
+        if keep.is_none() {
+            self.mark_not_before(&mut inner, user, now);
         }
         Ok(live)
     }
@@ -212,7 +336,8 @@ impl MemoryStore {
             .get(handle)
             .is_some_and(|s| s.uid.as_deref() == Some(user));
         if owned {
-            inner.remove_session(handle);
+            let removed = inner.remove_session(handle);
+            self.deny(&mut inner, removed.as_ref(), self.clock.now());
         }
         Ok(owned)
     }
@@ -372,6 +497,7 @@ impl MemoryStore {
             return Ok(GuardedChange::LastAdmin);
         }
         user.roles = roles.to_vec();
+        self.mark_not_before(&mut inner, name, self.clock.now());
         Ok(GuardedChange::Done)
     }
 
@@ -391,6 +517,7 @@ impl MemoryStore {
             return Ok(GuardedChange::LastAdmin);
         }
         user.disabled = disabled;
+        self.mark_not_before(&mut inner, name, self.clock.now());
         Ok(GuardedChange::Done)
     }
 
@@ -510,12 +637,13 @@ impl MemoryStore {
 }
 
 impl Inner {
-    fn remove_session(&mut self, sid_hash: &str) {
-        if let Some(session) = self.sessions.remove(sid_hash)
-            && let Some(uid) = session.uid
-            && let Some(index) = self.user_sessions.get_mut(&uid)
+    fn remove_session(&mut self, sid_hash: &str) -> Option<MemorySession> {
+        let session = self.sessions.remove(sid_hash)?;
+        if let Some(uid) = &session.uid
+            && let Some(index) = self.user_sessions.get_mut(uid)
         {
             index.remove(sid_hash);
         }
+        Some(session)
     }
 }

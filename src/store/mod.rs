@@ -55,14 +55,27 @@ pub struct SessionPolicy {
     pub idle_secs: i64,
     pub absolute_secs: i64,
     pub touch_secs: i64,
+    /// JWT mode: how long revocation markers (deny-list entries, per-user "not before") live,
+    /// the access-token lifetime plus leeway; 0 in session mode, where none are written.
+    pub marker_secs: i64,
+    /// JWT mode: a refresh token reused within this many seconds of its rotation is a race
+    /// between two tabs, refused without revoking the family.
+    pub refresh_grace_secs: i64,
 }
 
 impl SessionPolicy {
     pub fn from_settings(settings: &Settings) -> SessionPolicy {
+        let jwt = settings.auth.mode == crate::config::AuthMode::Jwt;
         SessionPolicy {
             idle_secs: settings.session.idle_timeout_secs as i64,
             absolute_secs: settings.session.absolute_timeout_secs as i64,
             touch_secs: settings.session.touch_interval_secs as i64,
+            marker_secs: if jwt {
+                (settings.jwt.access_ttl_secs + settings.jwt.leeway_secs) as i64
+            } else {
+                0
+            },
+            refresh_grace_secs: settings.jwt.refresh_reuse_grace_secs as i64,
         }
     }
 
@@ -111,6 +124,27 @@ pub struct AuditEntry {
     pub detail: String,
     pub ip: String,
 }
+
+/// What presenting a refresh token did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RefreshOutcome {
+    /// The token was current: it is now replaced, and these are the owner's current roles.
+    Rotated {
+        user: String,
+        roles: Vec<String>,
+        auth_at: i64,
+    },
+    /// The previous token, within the grace window: refused, family kept.
+    Raced,
+    /// An older token: the whole family has been revoked.
+    Reused { user: String },
+    /// No such live family (expired, revoked, user gone or disabled).
+    Gone,
+}
+
+/// Fields of a JWT refresh family beyond those of a session.
+pub const REFRESH_FIELD: &str = "rt";
+pub const JTI_FIELD: &str = "jti";
 
 /// The result of a change the last-admin guard may refuse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -251,6 +285,38 @@ impl Store {
 
     pub async fn delete_session(&self, sid_hash: &str) -> Result<(), StoreError> {
         dispatch!(self.delete_session(sid_hash))
+    }
+
+    /// JWT mode: rotates a refresh family's token atomically. Exactly one of two concurrent
+    /// presentations of the same token wins; an older token revokes the family.
+    pub async fn rotate_refresh(
+        &self,
+        family: &str,
+        presented_hash: &str,
+        new_hash: &str,
+        new_jti: &str,
+    ) -> Result<RefreshOutcome, StoreError> {
+        dispatch!(self.rotate_refresh(family, presented_hash, new_hash, new_jti))
+    }
+
+    /// Sets one field of a live session; false when it is gone.
+    pub async fn set_session_field(
+        &self,
+        sid_hash: &str,
+        field: &str,
+        value: &str,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self.set_session_field(sid_hash, field, value))
+    }
+
+    /// JWT deny-list: whether the token `jti` of `user`, issued at `issued_at`, was revoked.
+    pub async fn is_revoked(
+        &self,
+        jti: &str,
+        user: &str,
+        issued_at: i64,
+    ) -> Result<bool, StoreError> {
+        dispatch!(self.is_revoked(jti, user, issued_at))
     }
 
     /// Deletes every session of `user` except `keep` (a handle); returns how many were live.

@@ -14,8 +14,8 @@ use redis::{AsyncCommands, RedisResult, Script};
 use super::keys::Keys;
 use super::{
     AUDIT_CAP, AuditEntry, CREATED_FIELD, Counter, DEVICE_FIELD, GuardedChange, IP_FIELD, Page,
-    SEEN_FIELD, STATS_RETENTION_SECS, SessionInfo, SessionPolicy, Stat, StoreError, UID_FIELD,
-    USER_AUDIT_CAP, UserRecord, UserSummary,
+    RefreshOutcome, SEEN_FIELD, STATS_RETENTION_SECS, SessionInfo, SessionPolicy, Stat, StoreError,
+    UID_FIELD, USER_AUDIT_CAP, UserRecord, UserSummary,
 };
 use crate::clock::Clock;
 use crate::metrics::Metrics;
@@ -92,11 +92,64 @@ if #args > 0 then redis.call('HSET', KEYS[1], unpack(args)) end
 return 1
 "#;
 
-/// Deletes a session and its entry in the owner's index.
+/// Deletes a session and its entry in the owner's index; in JWT mode (ARGV[4] > 0) the last
+/// access token minted for it goes on the deny-list.
 const DELETE_SESSION: &str = r#"
-local uid = redis.call('HGET', KEYS[1], 'uid')
+local fields = redis.call('HMGET', KEYS[1], 'uid', 'jti')
 redis.call('DEL', KEYS[1])
-if uid then redis.call('ZREM', ARGV[1] .. cjson.decode(uid), ARGV[2]) end
+if fields[1] then redis.call('ZREM', ARGV[1] .. cjson.decode(fields[1]), ARGV[2]) end
+if fields[2] and tonumber(ARGV[4]) > 0 then
+  redis.call('SET', ARGV[3] .. fields[2], '1', 'EX', ARGV[4])
+end
+return 1
+"#;
+
+/// JWT mode: presents a refresh token to its family. The current token rotates (and the
+/// family slides like a session); the previous one within the grace window is a race, refused;
+/// anything else is reuse of a stolen or replayed token, and the family dies.
+const ROTATE_REFRESH: &str = r#"
+local raw = redis.call('HGETALL', KEYS[1])
+if #raw == 0 then return {'gone'} end
+local s = {}
+for i = 1, #raw, 2 do s[raw[i]] = raw[i + 1] end
+local now = tonumber(ARGV[1])
+local idle = tonumber(ARGV[2])
+local absolute = tonumber(ARGV[3])
+local created = tonumber(s['_c']) or 0
+local seen = tonumber(s['_s']) or 0
+if not s['uid'] then return {'gone'} end
+local uid = cjson.decode(s['uid'])
+local function drop()
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', ARGV[5] .. uid, ARGV[6])
+  if s['jti'] and tonumber(ARGV[14]) > 0 then
+    redis.call('SET', ARGV[13] .. s['jti'], '1', 'EX', ARGV[14])
+  end
+end
+if now >= math.min(seen + idle, created + absolute) then drop() return {'gone'} end
+local user = redis.call('HMGET', ARGV[4] .. uid, 'roles', 'disabled')
+if not user[1] or user[2] == '1' then drop() return {'gone'} end
+if s['rt'] == ARGV[7] then
+  local expires = math.min(now + idle, created + absolute)
+  redis.call('HSET', KEYS[1], 'rt', ARGV[8], 'prt', ARGV[7], 'rot', ARGV[1], '_s', ARGV[1], 'jti', ARGV[12])
+  redis.call('EXPIREAT', KEYS[1], expires)
+  redis.call('ZADD', ARGV[5] .. uid, expires, ARGV[6])
+  local active = ARGV[10] .. math.floor(now / 60)
+  redis.call('PFADD', active, ARGV[6])
+  redis.call('EXPIRE', active, ARGV[11])
+  return {'rotated', uid, user[1], s['at'] or '0'}
+end
+if s['prt'] == ARGV[7] and now - (tonumber(s['rot']) or 0) <= tonumber(ARGV[9]) then
+  return {'raced'}
+end
+drop()
+return {'reused', uid}
+"#;
+
+/// Sets one field of a live session, never creating one.
+const SET_SESSION_FIELD: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 "#;
 
@@ -122,15 +175,20 @@ return 1
 "#;
 
 /// Deletes every session in a user's index but one (`ARGV[2]`, may be empty); returns how many
-/// were live.
+/// were live. In JWT mode (ARGV[5] > 0) each one's last access token is denied, and without a
+/// session to keep, every token of the user issued up to now (`KEYS[2]`, "not before").
 const REVOKE_ALL: &str = r#"
 local live = 0
+local marker = tonumber(ARGV[5])
 for _, h in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   if h ~= ARGV[2] then
+    local jti = redis.call('HGET', ARGV[1] .. h, 'jti')
+    if jti and marker > 0 then redis.call('SET', ARGV[6] .. jti, '1', 'EX', marker) end
     live = live + redis.call('DEL', ARGV[1] .. h)
     redis.call('ZREM', KEYS[1], h)
   end
 end
+if ARGV[2] == '' and marker > 0 then redis.call('SET', KEYS[2], ARGV[4], 'EX', marker) end
 return live
 "#;
 
@@ -138,6 +196,8 @@ return live
 const REVOKE_ONE: &str = r#"
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
 redis.call('ZREM', KEYS[1], ARGV[1])
+local jti = redis.call('HGET', KEYS[2], 'jti')
+if jti and tonumber(ARGV[3]) > 0 then redis.call('SET', ARGV[2] .. jti, '1', 'EX', ARGV[3]) end
 return redis.call('DEL', KEYS[2])
 "#;
 
@@ -159,6 +219,7 @@ if is_admin and ARGV[3] == '0' and ARGV[4] == '1' and redis.call('SCARD', KEYS[2
   return -1
 end
 redis.call('HSET', KEYS[1], 'roles', ARGV[2])
+if tonumber(ARGV[6]) > 0 then redis.call('SET', KEYS[3], ARGV[5], 'EX', ARGV[6]) end
 if ARGV[3] == '1' and redis.call('HGET', KEYS[1], 'disabled') ~= '1' then
   redis.call('SADD', KEYS[2], ARGV[1])
 else
@@ -175,6 +236,7 @@ if is_admin and ARGV[2] == '1' and ARGV[3] == '1' and redis.call('SCARD', KEYS[2
   return -1
 end
 redis.call('HSET', KEYS[1], 'disabled', ARGV[2])
+if tonumber(ARGV[5]) > 0 then redis.call('SET', KEYS[3], ARGV[4], 'EX', ARGV[5]) end
 local roles = ',' .. (redis.call('HGET', KEYS[1], 'roles') or '') .. ','
 if ARGV[2] == '0' and string.find(roles, ',admin,', 1, true) then
   redis.call('SADD', KEYS[2], ARGV[1])
@@ -193,6 +255,8 @@ return 1
 
 struct Scripts {
     load: Script,
+    rotate_refresh: Script,
+    set_session_field: Script,
     create: Script,
     update: Script,
     delete: Script,
@@ -240,6 +304,8 @@ impl RedisStore {
             metrics,
             scripts: Scripts {
                 load: Script::new(LOAD_SESSION),
+                rotate_refresh: Script::new(ROTATE_REFRESH),
+                set_session_field: Script::new(SET_SESSION_FIELD),
                 create: Script::new(CREATE_SESSION),
                 update: Script::new(UPDATE_SESSION),
                 delete: Script::new(DELETE_SESSION),
@@ -407,10 +473,88 @@ impl RedisStore {
         let mut invocation = self.scripts.delete.key(self.keys.session(sid_hash));
         invocation
             .arg(self.keys.user_sessions_prefix())
-            .arg(sid_hash);
+            .arg(sid_hash)
+            .arg(self.keys.deny_prefix())
+            .arg(self.policy.marker_secs);
         self.run(|mut conn| async move { invocation.invoke_async::<i64>(&mut conn).await })
             .await
             .map(|_| ())
+    }
+
+    pub async fn rotate_refresh(
+        &self,
+        family: &str,
+        presented_hash: &str,
+        new_hash: &str,
+        new_jti: &str,
+    ) -> Result<RefreshOutcome, StoreError> {
+        let mut invocation = self.scripts.rotate_refresh.key(self.keys.session(family));
+        invocation
+            .arg(self.clock.now())
+            .arg(self.policy.idle_secs)
+            .arg(self.policy.absolute_secs)
+            .arg(self.keys.user_prefix())
+            .arg(self.keys.user_sessions_prefix())
+            .arg(family)
+            .arg(presented_hash)
+            .arg(new_hash)
+            .arg(self.policy.refresh_grace_secs)
+            .arg(self.keys.active_prefix())
+            .arg(self.active_ttl())
+            .arg(new_jti)
+            .arg(self.keys.deny_prefix())
+            .arg(self.policy.marker_secs);
+        let reply: Vec<String> = self
+            .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
+            .await?;
+        Ok(match reply.first().map(String::as_str) {
+            Some("rotated") if reply.len() == 4 => RefreshOutcome::Rotated {
+                user: reply[1].clone(),
+                roles: split_roles(&reply[2]),
+                auth_at: reply[3].parse().unwrap_or(0),
+            },
+            Some("raced") => RefreshOutcome::Raced,
+            Some("reused") if reply.len() == 2 => RefreshOutcome::Reused {
+                user: reply[1].clone(),
+            },
+            _ => RefreshOutcome::Gone,
+        })
+    }
+
+    pub async fn set_session_field(
+        &self,
+        sid_hash: &str,
+        field: &str,
+        value: &str,
+    ) -> Result<bool, StoreError> {
+        let mut invocation = self
+            .scripts
+            .set_session_field
+            .key(self.keys.session(sid_hash));
+        invocation.arg(field).arg(value);
+        let set: i64 = self
+            .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
+            .await?;
+        Ok(set == 1)
+    }
+
+    /// One round trip: `MGET deny:{jti} nbf:{user}`.
+    pub async fn is_revoked(
+        &self,
+        jti: &str,
+        user: &str,
+        issued_at: i64,
+    ) -> Result<bool, StoreError> {
+        let keys = [
+            format!("{}{jti}", self.keys.deny_prefix()),
+            format!("{}{user}", self.keys.not_before_prefix()),
+        ];
+        let (denied, not_before): (Option<String>, Option<i64>) =
+            self.run(|mut conn| async move {
+                redis::cmd("MGET").arg(&keys).query_async(&mut conn).await
+            })
+            .await?;
+        Ok(denied.is_some() || not_before.is_some_and(|nbf| issued_at <= nbf))
     }
 
     pub async fn revoke_all_for_user(
@@ -420,15 +564,24 @@ impl RedisStore {
     ) -> Result<u64, StoreError> {
         let mut invocation = self.scripts.revoke_all.key(self.keys.user_sessions(user));
         invocation
+            .key(format!("{}{user}", self.keys.not_before_prefix()))
             .arg(self.keys.session_prefix())
-            .arg(keep.unwrap_or_default());
+            .arg(keep.unwrap_or_default())
+            .arg("")
+            .arg(self.clock.now())
+            .arg(self.policy.marker_secs)
+            .arg(self.keys.deny_prefix());
         self.run(|mut conn| async move { invocation.invoke_async::<u64>(&mut conn).await })
             .await
     }
 
     pub async fn revoke_session(&self, user: &str, handle: &str) -> Result<bool, StoreError> {
         let mut invocation = self.scripts.revoke_one.key(self.keys.user_sessions(user));
-        invocation.key(self.keys.session(handle)).arg(handle);
+        invocation
+            .key(self.keys.session(handle))
+            .arg(handle)
+            .arg(self.keys.deny_prefix())
+            .arg(self.policy.marker_secs);
         let deleted: i64 = self
             .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
             .await?;
@@ -514,10 +667,13 @@ impl RedisStore {
         let mut invocation = self.scripts.set_roles.key(self.keys.user(name));
         invocation
             .key(self.keys.admins())
+            .key(format!("{}{name}", self.keys.not_before_prefix()))
             .arg(name)
             .arg(roles.join(","))
             .arg(flag(super::is_admin(roles)))
-            .arg(flag(protect_last_admin));
+            .arg(flag(protect_last_admin))
+            .arg(self.clock.now())
+            .arg(self.policy.marker_secs);
         let outcome: i64 = self
             .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
             .await?;
@@ -533,9 +689,12 @@ impl RedisStore {
         let mut invocation = self.scripts.set_disabled.key(self.keys.user(name));
         invocation
             .key(self.keys.admins())
+            .key(format!("{}{name}", self.keys.not_before_prefix()))
             .arg(name)
             .arg(flag(disabled))
-            .arg(flag(protect_last_admin));
+            .arg(flag(protect_last_admin))
+            .arg(self.clock.now())
+            .arg(self.policy.marker_secs);
         let outcome: i64 = self
             .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
             .await?;

@@ -1,6 +1,6 @@
 use actix_session::storage::{LoadError, SaveError, UpdateError};
 use actix_web::{
-    Error, HttpResponse,
+    Error, HttpMessage, HttpResponse,
     body::{EitherBody, MessageBody},
     dev::{ServiceRequest, ServiceResponse},
     error::InternalError,
@@ -148,4 +148,23 @@ pub async fn record_request_duration(
             .observe(started.elapsed().as_secs_f64());
     }
     result
+}
+
+/// Adds the cookies the authenticator decided on during the request (JWT mode: a refreshed or
+/// revoked token pair) to whatever response the handler produced.
+pub async fn apply_pending_cookies(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let mut response = next.call(req).await?;
+    let pending = response
+        .request()
+        .extensions_mut()
+        .remove::<crate::auth::authenticator::PendingCookies>();
+    if let Some(pending) = pending {
+        for cookie in pending.0 {
+            response.response_mut().add_cookie(&cookie)?;
+        }
+    }
+    Ok(response)
 }

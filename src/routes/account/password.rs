@@ -4,11 +4,10 @@ use serde::Deserialize;
 use super::reauth::verify_current_password;
 use super::{ip, operator};
 use crate::audit::Action;
-use crate::auth::{Identity, csrf};
+use crate::auth::Identity;
 use crate::error::{PageError, page_response};
 use crate::routes::see_other;
 use crate::startup::AppState;
-use crate::store::AUTH_AT_FIELD;
 
 #[derive(Deserialize)]
 pub struct PasswordForm {
@@ -28,7 +27,7 @@ pub async fn post(
     form: web::Form<PasswordForm>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    csrf::verify(identity.session(), form.csrf.as_deref())?;
+    identity.verify_csrf(form.csrf.as_deref())?;
     let form = form.into_inner();
     let refuse = |status, message: &str| {
         Ok(page_response(
@@ -53,13 +52,23 @@ pub async fn post(
     operator(&state, &identity, &ip)
         .set_password(&identity.username, &form.new, Action::PasswordChanged)
         .await?;
-    // All sessions, this one included, are gone from the store; renewing gives this browser a
-    // new ID carrying the same state, so the person stays signed in here only.
-    let session = identity.session();
-    session.renew();
-    session
-        .insert(AUTH_AT_FIELD, state.clock.now())
-        .map_err(|e| PageError::SessionState(e.to_string()))?;
-    csrf::rotate(session)?;
+    // All sessions, this one included, are gone from the store: this browser continues on a
+    // brand-new session (or refresh family), exactly as after a login.
+    let roles = state
+        .store
+        .user(&identity.username)
+        .await?
+        .map(|u| u.roles)
+        .unwrap_or_default();
+    let device = crate::device::label(
+        req.headers()
+            .get(actix_web::http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default(),
+    );
+    state
+        .auth
+        .sign_in(&req, &state, &identity.username, &roles, &ip, &device)
+        .await?;
     Ok(see_other("/account/sessions"))
 }

@@ -4,13 +4,12 @@ use serde::Deserialize;
 
 use super::{ip, operator};
 use crate::audit::Action;
+use crate::auth::Identity;
 use crate::auth::password::{self, MAX_PASSWORD_LEN};
 use crate::auth::throttle::{LoginThrottle, Verdict};
-use crate::auth::{Identity, csrf};
 use crate::error::PageError;
 use crate::routes::{Nav, html, safe_next, see_other};
 use crate::startup::AppState;
-use crate::store::AUTH_AT_FIELD;
 
 #[derive(Template)]
 #[template(path = "reauth.html")]
@@ -73,7 +72,7 @@ pub async fn post(
     form: web::Form<ReauthForm>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    csrf::verify(identity.session(), form.csrf.as_deref())?;
+    identity.verify_csrf(form.csrf.as_deref())?;
     let form = form.into_inner();
     let next = safe_next(form.next.as_deref());
     let ip = ip(&req, &state);
@@ -104,10 +103,10 @@ pub async fn post(
             StatusCode::UNAUTHORIZED,
         );
     }
-    identity
-        .session()
-        .insert(AUTH_AT_FIELD, state.clock.now())
-        .map_err(|e| PageError::SessionState(e.to_string()))?;
+    state
+        .auth
+        .mark_authenticated(&req, &identity, &state)
+        .await?;
     operator(&state, &identity, &ip)
         .audit(Action::StepUp, &identity.username, "")
         .await?;

@@ -3,7 +3,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::{ip, operator, require_step_up};
-use crate::auth::{Identity, csrf};
+use crate::auth::Identity;
 use crate::error::PageError;
 use crate::routes::{Nav, format_time, html, see_other};
 use crate::startup::AppState;
@@ -83,11 +83,11 @@ pub async fn revoke(
     form: web::Form<CsrfForm>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    csrf::verify(identity.session(), form.csrf.as_deref())?;
+    identity.verify_csrf(form.csrf.as_deref())?;
     let handle = handle.into_inner();
     let ip = ip(&req, &state);
     if handle == identity.handle {
-        identity.session().purge();
+        state.auth.sign_out(&req, &identity, &state).await?;
         let detail = format!("session {handle}");
         operator(&state, &identity, &ip)
             .audit(crate::audit::Action::Logout, &identity.username, &detail)
@@ -116,7 +116,7 @@ pub async fn revoke_others(
     form: web::Form<CsrfForm>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    csrf::verify(identity.session(), form.csrf.as_deref())?;
+    identity.verify_csrf(form.csrf.as_deref())?;
     if let Some(step_up) = require_step_up(&identity, &state, "/account/sessions") {
         return Ok(step_up);
     }

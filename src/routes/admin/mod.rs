@@ -140,7 +140,7 @@ pub async fn get(
     html(StatusCode::OK, &page)
 }
 
-/// Shown next to every revoke button. Empty in session mode, where revocation is immediate.
-pub fn revoke_note(_state: &AppState) -> String {
-    String::new()
+/// Shown next to every revoke button. Empty where revocation is immediate.
+pub fn revoke_note(state: &AppState) -> String {
+    state.auth.revoke_note()
 }

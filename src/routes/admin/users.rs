@@ -3,7 +3,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::{AuditRow, require_admin, revoke_note};
-use crate::auth::{Identity, csrf};
+use crate::auth::Identity;
 use crate::error::PageError;
 use crate::routes::account::{ip, operator, require_step_up};
 use crate::routes::{Nav, encode_query_value, format_time, html, parse_roles, see_other};
@@ -80,7 +80,7 @@ pub async fn create(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     require_admin(&identity, &req)?;
-    csrf::verify(identity.session(), form.csrf.as_deref())?;
+    identity.verify_csrf(form.csrf.as_deref())?;
     let form = form.into_inner();
     let roles = parse_roles(form.roles.as_deref().unwrap_or_default());
     if is_admin(&roles)
@@ -217,7 +217,7 @@ pub async fn set_roles(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     require_admin(&identity, &req)?;
-    csrf::verify(identity.session(), form.csrf.as_deref())?;
+    identity.verify_csrf(form.csrf.as_deref())?;
     let name = name.into_inner();
     let roles = parse_roles(form.roles.as_deref().unwrap_or_default());
     let grants_admin = is_admin(&roles)
@@ -246,7 +246,7 @@ pub async fn set_disabled(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     require_admin(&identity, &req)?;
-    csrf::verify(identity.session(), form.csrf.as_deref())?;
+    identity.verify_csrf(form.csrf.as_deref())?;
     let (name, action) = path.into_inner();
     let disabled = match action.as_str() {
         "disable" => true,
@@ -284,7 +284,7 @@ pub async fn reset_password(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     require_admin(&identity, &req)?;
-    csrf::verify(identity.session(), form.csrf.as_deref())?;
+    identity.verify_csrf(form.csrf.as_deref())?;
     let name = normalize_name(&name).map_err(PageError::from)?;
     let ip = ip(&req, &state);
     let password = operator(&state, &identity, &ip)
@@ -310,7 +310,7 @@ pub async fn revoke_all(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     require_admin(&identity, &req)?;
-    csrf::verify(identity.session(), form.csrf.as_deref())?;
+    identity.verify_csrf(form.csrf.as_deref())?;
     let name = normalize_name(&name).map_err(PageError::from)?;
     let ip = ip(&req, &state);
     let ended = operator(&state, &identity, &ip)
@@ -335,7 +335,7 @@ pub async fn revoke_session(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     require_admin(&identity, &req)?;
-    csrf::verify(identity.session(), form.csrf.as_deref())?;
+    identity.verify_csrf(form.csrf.as_deref())?;
     let (name, handle) = path.into_inner();
     let name = normalize_name(&name).map_err(PageError::from)?;
     let ip = ip(&req, &state);

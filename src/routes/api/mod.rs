@@ -7,10 +7,10 @@ use actix_web::{HttpRequest, HttpResponse, ResponseError, http::Method, http::St
 use serde::Deserialize;
 
 use crate::auth::password::{self, MAX_PASSWORD_LEN};
-use crate::auth::{AuthError, Identity, csrf};
+use crate::auth::{AuthError, Identity};
 use crate::error::user_error_status;
 use crate::startup::AppState;
-use crate::store::{AUTH_AT_FIELD, StoreError};
+use crate::store::StoreError;
 use crate::users::UserError;
 
 /// Errors of the JSON API: a status and `{"error": code, "message": text}`.
@@ -90,7 +90,7 @@ pub fn require_api_csrf(req: &HttpRequest, identity: &Identity) -> Result<(), Ap
         .headers()
         .get("x-csrf-token")
         .and_then(|v| v.to_str().ok());
-    csrf::verify(identity.session(), token).map_err(|_| ApiError::Csrf)
+    identity.verify_csrf(token).map_err(|_| ApiError::Csrf)
 }
 
 pub fn require_api_step_up(identity: &Identity, state: &AppState) -> Result<(), ApiError> {
@@ -104,7 +104,9 @@ pub fn require_api_step_up(identity: &Identity, state: &AppState) -> Result<(), 
 
 /// `GET /api/csrf`: the token cookie-authenticated API calls send back in `X-CSRF-Token`.
 pub async fn csrf_token(identity: Identity) -> Result<HttpResponse, ApiError> {
-    let token = csrf::token(identity.session()).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let token = identity
+        .csrf_token()
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(HttpResponse::Ok().json(serde_json::json!({"csrf": token})))
 }
 
@@ -138,9 +140,10 @@ pub async fn reauth(
         return Ok(HttpResponse::Unauthorized()
             .json(serde_json::json!({"error": "wrong_password", "message": "wrong password"})));
     }
-    identity
-        .session()
-        .insert(AUTH_AT_FIELD, state.clock.now())
+    state
+        .auth
+        .mark_authenticated(&req, &identity, &state)
+        .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -3,7 +3,7 @@ use actix_web::{HttpResponse, http::StatusCode, web};
 use serde::Deserialize;
 
 use super::LoginPage;
-use crate::auth::{Identity, csrf};
+use crate::auth::{MaybeIdentity, csrf};
 use crate::error::PageError;
 use crate::routes::{safe_next, see_other};
 
@@ -16,13 +16,13 @@ pub struct LoginQuery {
 /// token is tied to something; logging in replaces that session with a new ID.
 #[tracing::instrument(name = "login form", skip_all)]
 pub async fn get(
-    identity: Option<Identity>,
+    identity: MaybeIdentity,
     session: Session,
     query: Option<web::Query<LoginQuery>>,
 ) -> Result<HttpResponse, PageError> {
     let next = query.and_then(|q| q.into_inner().next);
     let next = next.as_deref().map(|n| safe_next(Some(n)));
-    if identity.is_some() {
+    if identity.0.is_some() {
         return Ok(see_other(next.as_deref().unwrap_or("/")));
     }
     let token = csrf::token(&session)?;

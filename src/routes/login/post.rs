@@ -11,7 +11,6 @@ use crate::device;
 use crate::error::PageError;
 use crate::routes::{client_ip, safe_next, see_other};
 use crate::startup::AppState;
-use crate::store::{AUTH_AT_FIELD, DEVICE_FIELD, IP_FIELD, UID_FIELD};
 use crate::users::normalize_name;
 
 #[derive(Deserialize)]
@@ -105,29 +104,21 @@ pub async fn post(
         return retry_page(INVALID_CREDENTIALS, StatusCode::UNAUTHORIZED);
     };
 
-    // A new session ID at the moment of authentication: whatever ID the browser held before
-    // (possibly planted by an attacker) is deleted and stays anonymous.
-    session.renew();
-    session.clear();
-    let user_agent = req
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    remember(&session, UID_FIELD, &user.name)?;
-    remember(&session, IP_FIELD, &ip)?;
-    remember(&session, DEVICE_FIELD, device::label(user_agent))?;
-    remember(&session, AUTH_AT_FIELD, state.clock.now())?;
-    csrf::rotate(&session)?;
+    // A new session ID (or token family) at the moment of authentication: whatever ID the
+    // browser held before, possibly planted by an attacker, is deleted and stays anonymous.
+    let device = device::label(
+        req.headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default(),
+    );
+    state
+        .auth
+        .sign_in(&req, &state, &user.name, &user.roles, &ip, &device)
+        .await?;
     state
         .audit(Action::LoginSucceeded, &user.name, &user.name, "", &ip)
         .await?;
     tracing::info!(ip, "login succeeded");
     Ok(see_other(&next))
-}
-
-fn remember(session: &Session, key: &str, value: impl serde::Serialize) -> Result<(), PageError> {
-    session
-        .insert(key, value)
-        .map_err(|e| PageError::SessionState(e.to_string()))
 }
