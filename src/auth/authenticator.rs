@@ -156,9 +156,10 @@ impl Authenticator {
                     .store
                     .create_session(&handle, Some(user), fields)
                     .await?;
-                let claims = mode
-                    .authority
-                    .claims(user, roles.to_vec(), &handle, now, now, jti);
+                let deadline = now + state.settings.session.absolute_timeout_secs as i64;
+                let claims =
+                    mode.authority
+                        .claims(user, roles.to_vec(), &handle, now, now, jti, deadline);
                 let token = mode.authority.mint(&claims)?;
                 push_cookie(req, mode.access_cookie(token));
                 push_cookie(req, mode.refresh_cookie(format!("{family_id}.{secret}")));
@@ -213,6 +214,8 @@ impl Authenticator {
                     now,
                     now,
                     jti,
+                    // Only auth_time changes: the new token expires with the one it replaces.
+                    identity.token_expires,
                 );
                 push_cookie(req, mode.access_cookie(mode.authority.mint(&claims)?));
                 Ok(())
@@ -290,6 +293,7 @@ impl JwtMode {
             roles: claims.roles,
             handle: claims.sid,
             authenticated_at: claims.auth_time,
+            token_expires: claims.exp,
             credential: Credential::Token,
         }
     }
@@ -355,10 +359,12 @@ impl JwtMode {
                 user,
                 roles,
                 auth_at,
+                created,
             } => {
+                let deadline = created + state.settings.session.absolute_timeout_secs as i64;
                 let claims = self
                     .authority
-                    .claims(&user, roles, &family, auth_at, now, jti);
+                    .claims(&user, roles, &family, auth_at, now, jti, deadline);
                 let Ok(token) = self.authority.mint(&claims) else {
                     return Ok(None);
                 };

@@ -35,6 +35,8 @@ pub struct Identity {
     pub credential: Credential,
     /// JWT mode's per-family CSRF token; session mode keeps its token in the session.
     pub csrf: String,
+    /// JWT mode: when the presented access token expires (0 in session mode).
+    pub token_expires: i64,
 }
 
 impl Identity {
@@ -101,6 +103,7 @@ impl Identity {
             authenticated_at,
             credential: Credential::Session(session),
             csrf: String::new(),
+            token_expires: 0,
         })
     }
 }

@@ -290,7 +290,9 @@ impl JwtAuthority {
         jsonwebtoken::encode(&header, claims, &self.encoding)
     }
 
-    /// Fresh claims for `user` in family `sid`, valid from `now` for the access lifetime.
+    /// Fresh claims for `user` in family `sid`, valid from `now` for the access lifetime but
+    /// never past `not_after` (the family's absolute deadline): no token outlives its login.
+    #[allow(clippy::too_many_arguments)]
     pub fn claims(
         &self,
         user: &str,
@@ -299,12 +301,13 @@ impl JwtAuthority {
         auth_time: i64,
         now: i64,
         jti: String,
+        not_after: i64,
     ) -> AccessClaims {
         AccessClaims {
             iss: self.settings.issuer.clone(),
             aud: self.settings.audience.clone(),
             sub: user.to_owned(),
-            exp: now + self.settings.access_ttl_secs as i64,
+            exp: (now + self.settings.access_ttl_secs as i64).min(not_after),
             nbf: now,
             iat: now,
             jti,

@@ -261,6 +261,7 @@ impl MemoryStore {
                 user: uid,
                 roles,
                 auth_at,
+                created,
             });
         }
         let rotated_at: i64 = field("rot").parse().unwrap_or(0);

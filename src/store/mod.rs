@@ -133,6 +133,8 @@ pub enum RefreshOutcome {
         user: String,
         roles: Vec<String>,
         auth_at: i64,
+        /// When the family was created: its absolute deadline caps the new access token.
+        created: i64,
     },
     /// The previous token, within the grace window: refused, family kept.
     Raced,

@@ -137,7 +137,7 @@ if s['rt'] == ARGV[7] then
   local active = ARGV[10] .. math.floor(now / 60)
   redis.call('PFADD', active, ARGV[6])
   redis.call('EXPIRE', active, ARGV[11])
-  return {'rotated', uid, user[1], s['at'] or '0'}
+  return {'rotated', uid, user[1], s['at'] or '0', tostring(created)}
 end
 if s['prt'] == ARGV[7] and now - (tonumber(s['rot']) or 0) <= tonumber(ARGV[9]) then
   return {'raced'}
@@ -508,10 +508,11 @@ impl RedisStore {
             .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
             .await?;
         Ok(match reply.first().map(String::as_str) {
-            Some("rotated") if reply.len() == 4 => RefreshOutcome::Rotated {
+            Some("rotated") if reply.len() == 5 => RefreshOutcome::Rotated {
                 user: reply[1].clone(),
                 roles: split_roles(&reply[2]),
                 auth_at: reply[3].parse().unwrap_or(0),
+                created: reply[4].parse().unwrap_or(0),
             },
             Some("raced") => RefreshOutcome::Raced,
             Some("reused") if reply.len() == 2 => RefreshOutcome::Reused {

@@ -4,10 +4,10 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use super::helpers::{
-    Backend, Browser, PASSWORD, TestApp, both_stores, form_value, spawn_app, spawn_app_with,
+    Backend, Browser, PASSWORD, TestApp, all_modes, form_value, spawn_app, spawn_app_with,
 };
 
-both_stores!(
+all_modes!(
     own_sessions_are_listed_with_the_current_one_marked,
     ending_another_own_session_needs_a_recent_password,
     a_wrong_step_up_password_is_refused,
@@ -123,7 +123,7 @@ async fn ending_another_own_session_needs_a_recent_password(backend: Backend) {
     // Assert
     assert_eq!(revoked.status, 200);
     assert!(revoked.body.contains("That session has ended."));
-    assert_eq!(phone.me_status().await, 401);
+    app.assert_revoked(&[&phone]).await;
     assert_eq!(laptop.me_status().await, 200);
 }
 
@@ -167,9 +167,8 @@ async fn sign_out_all_other_sessions_keeps_this_one(backend: Backend) {
 
     assert_eq!(response.status, 200);
     assert!(response.body.contains("Signed out of 3 other session(s)."));
-    for other in &others {
-        assert_eq!(other.me_status().await, 401);
-    }
+    let others: Vec<&Browser> = others.iter().collect();
+    app.assert_revoked(&others).await;
     assert_eq!(laptop.me_status().await, 200);
     assert_eq!(bob.me_status().await, 200);
 }
@@ -179,7 +178,7 @@ async fn ending_the_current_session_is_a_logout(backend: Backend) {
     let alice = app.logged_in("alice", &[]).await;
     let handle = own_handle(&alice).await;
     let csrf = alice.csrf().await;
-    let cookie = alice.cookie();
+    let stolen = alice.jar();
 
     let response = alice
         .post_form(
@@ -191,8 +190,8 @@ async fn ending_the_current_session_is_a_logout(backend: Backend) {
     assert_eq!(response.status, 303);
     assert_eq!(response.header("location"), Some("/login"));
     let replay = app.browser();
-    replay.set_cookie(cookie);
-    assert_eq!(replay.me_status().await, 401);
+    replay.set_jar(stolen);
+    app.assert_revoked(&[&replay]).await;
 }
 
 async fn nobody_ends_someone_elses_session_by_handle(backend: Backend) {
@@ -219,7 +218,7 @@ async fn password_change_ends_other_sessions_and_rotates_this_one(backend: Backe
     let laptop = app.logged_in("alice", &[]).await;
     let phone = app.browser();
     phone.login("alice", PASSWORD).await;
-    let old_cookie = laptop.cookie();
+    let old_cookies = laptop.jar();
     let csrf = laptop.csrf().await;
     let new_password = "purple elephant juggling seven teacups";
 
@@ -236,16 +235,24 @@ async fn password_change_ends_other_sessions_and_rotates_this_one(backend: Backe
         .await;
 
     assert_eq!(response.status, 303);
-    assert_ne!(
-        laptop.cookie(),
-        old_cookie,
-        "this browser gets a new session ID"
+    let new_cookies = laptop.jar();
+    assert!(
+        new_cookies
+            .iter()
+            .all(|(name, value)| old_cookies.get(name) != Some(value)),
+        "this browser gets a new session ID (or token family)"
     );
     assert_eq!(laptop.me_status().await, 200);
-    assert_eq!(phone.me_status().await, 401);
     let replay = app.browser();
-    replay.set_cookie(old_cookie);
-    assert_eq!(replay.me_status().await, 401, "the pre-change ID is dead");
+    replay.set_jar(old_cookies);
+    // The phone and the pre-change credentials are dead (plain JWT: once their access tokens
+    // expire).
+    app.assert_revoked(&[&phone, &replay]).await;
+    assert_eq!(
+        laptop.me_status().await,
+        200,
+        "this browser stays signed in"
+    );
     assert_eq!(app.browser().login("alice", PASSWORD).await.status, 401);
     assert_eq!(app.browser().login("alice", new_password).await.status, 303);
 }
@@ -397,7 +404,12 @@ async fn admin_revokes_one_session_from_the_dashboard(backend: Backend) {
         page.body.contains(&handle),
         "the user page lists the session by handle"
     );
-    assert!(!page.body.contains(&user.cookie().unwrap()[..20]));
+    for secret in user.jar().values() {
+        assert!(
+            !page.body.contains(&secret[secret.len() - 20..]),
+            "no credential on the page"
+        );
+    }
 
     let response = admin
         .post_form(
@@ -408,8 +420,9 @@ async fn admin_revokes_one_session_from_the_dashboard(backend: Backend) {
 
     assert_eq!(response.status, 200);
     assert!(response.body.contains("Session revoked."));
+    app.assert_status_after_change(&[&user], "/account/sessions", 401)
+        .await;
     let next_page = user.get("/account/sessions").await;
-    assert_eq!(next_page.status, 303);
     assert_eq!(
         next_page.header("location"),
         Some("/login?next=%2Faccount%2Fsessions")
@@ -428,8 +441,7 @@ async fn admin_revokes_all_disables_and_enables(backend: Backend) {
         .post_form("/admin/users/alice/sessions/revoke-all", &[("csrf", &csrf)])
         .await;
     assert!(revoke_all.body.contains("Ended 2 session(s)."));
-    assert_eq!(user.me_status().await, 401);
-    assert_eq!(second.me_status().await, 401);
+    app.assert_revoked(&[&user, &second]).await;
 
     let again = app.browser();
     again.login("alice", PASSWORD).await;
@@ -437,7 +449,7 @@ async fn admin_revokes_all_disables_and_enables(backend: Backend) {
         .post_form("/admin/users/alice/disable", &[("csrf", &csrf)])
         .await;
     assert!(disable.body.contains("Disabled; ended 1 session(s)."));
-    assert_eq!(again.me_status().await, 401);
+    app.assert_revoked(&[&again]).await;
     assert_eq!(app.browser().login("alice", PASSWORD).await.status, 401);
 
     let enable = admin
@@ -462,7 +474,8 @@ async fn admin_role_change_reaches_the_next_request(backend: Backend) {
 
     assert_eq!(response.status, 200);
     assert!(response.body.contains("Roles saved."));
-    assert_eq!(deputy.get("/admin").await.status, 403);
+    app.assert_status_after_change(&[&deputy], "/admin", 403)
+        .await;
     assert_eq!(deputy.get("/api/admin/users").await.status, 403);
 }
 
@@ -507,7 +520,8 @@ async fn the_last_admin_cannot_be_demoted_or_disabled(backend: Backend) {
         )
         .await;
     assert_eq!(demote.status, 200);
-    assert_eq!(boss.get("/admin").await.status, 403);
+    app.assert_status_after_change(&[&boss], "/admin", 403)
+        .await;
 }
 
 async fn granting_admin_needs_a_recent_password(backend: Backend) {
@@ -566,7 +580,8 @@ async fn granting_admin_needs_a_recent_password(backend: Backend) {
         )
         .await;
     assert_eq!(granted.status, 200);
-    assert_eq!(user.get("/admin").await.status, 200);
+    app.assert_status_after_change(&[&user], "/admin", 200)
+        .await;
 }
 
 async fn admin_resets_a_password(backend: Backend) {
@@ -580,7 +595,7 @@ async fn admin_resets_a_password(backend: Backend) {
     assert_eq!(response.status, 200);
     let start = response.body.find("<code id=\"new-password\">").unwrap() + 24;
     let password = &response.body[start..start + 43];
-    assert_eq!(user.me_status().await, 401, "reset ends every session");
+    app.assert_revoked(&[&user]).await;
     assert_eq!(app.browser().login("alice", PASSWORD).await.status, 401);
     assert_eq!(app.browser().login("alice", password).await.status, 303);
 }
@@ -750,7 +765,7 @@ async fn api_mirrors_the_dashboard(backend: Backend) {
     assert_eq!(sessions[0]["ip"], "127.0.0.1");
     assert_eq!(revoke_one.status, 204);
     assert_eq!(revoke_gone.status, 404);
-    assert_eq!(user.me_status().await, 401);
+    app.assert_revoked(&[&user]).await;
     assert_eq!(roles.status, 204);
     assert_eq!(disable.status, 200);
     let actions: Vec<&str> = audit["items"]
@@ -776,7 +791,7 @@ async fn api_mirrors_the_dashboard(backend: Backend) {
         serde_json::from_str::<Value>(&all.body).unwrap()["revoked"],
         1
     );
-    assert_eq!(revoke_all.me_status().await, 401);
+    app.assert_revoked(&[&revoke_all]).await;
     let unknown = admin.get("/api/admin/users/nobody/sessions").await;
     assert_eq!(unknown.status, 404);
 }
@@ -785,7 +800,7 @@ async fn every_action_writes_an_audit_entry_without_secrets(backend: Backend) {
     let app = spawn_app_with(backend, |s| s.throttle.max_failures_per_account = 2).await;
     let admin = app.logged_in("boss", &["admin"]).await;
     let alice = app.logged_in("alice", &[]).await;
-    let alice_cookie = alice.cookie().unwrap();
+    let alice_cookies = alice.jar();
     let new_password = "granite meadow whistles softly";
     let csrf = alice.csrf().await;
     alice
@@ -879,12 +894,9 @@ async fn every_action_writes_an_audit_entry_without_secrets(backend: Backend) {
             .all(|e| e["actor"] == "alice" || e["target"] == "alice")
     );
     let everything = global.to_string();
-    for secret in [
-        PASSWORD,
-        new_password,
-        &alice_cookie[alice_cookie.len() - 43..],
-        "wrong guess",
-    ] {
+    let mut secrets: Vec<&str> = vec![PASSWORD, new_password, "wrong guess"];
+    secrets.extend(alice_cookies.values().map(|v| &v[v.len() - 43..]));
+    for secret in secrets {
         assert!(
             !everything.contains(secret),
             "the audit log holds a secret: {secret}"
@@ -1035,7 +1047,7 @@ async fn metrics_are_served_in_prometheus_format(backend: Backend) {
         Backend::Memory => assert_eq!(active, 1),
         // An estimate of sessions *seen* within the idle window: alice's, ended a moment
         // ago, still counts until its minute leaves the window.
-        Backend::Redis => assert_eq!(active, 2),
+        _ => assert_eq!(active, 2),
     }
     let round_trips = metrics
         .body
@@ -1043,7 +1055,7 @@ async fn metrics_are_served_in_prometheus_format(backend: Backend) {
         .find(|l| l.starts_with("sessiond_store_round_trip_seconds_count"))
         .unwrap();
     let count: u64 = round_trips.rsplit(' ').next().unwrap().parse().unwrap();
-    if backend == Backend::Redis {
+    if backend != Backend::Memory {
         assert!(count > 0);
     } else {
         assert_eq!(count, 0, "the memory store makes no round trips");

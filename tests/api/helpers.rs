@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use actix_web::cookie::Cookie;
 use reqwest::header::{HeaderMap, SET_COOKIE};
 use sessiond::clock::Clock;
-use sessiond::config::Settings;
+use sessiond::config::{AuthMode, Settings};
 use sessiond::metrics::Metrics;
 use sessiond::startup::Application;
 use sessiond::store::Store;
@@ -18,8 +18,9 @@ use super::redis_server::RedisServer;
 
 pub const COOKIE: &str = "__Host-sid";
 
-/// Runs each named `async fn(Backend)` as two tests: against memory and against Redis.
-macro_rules! both_stores {
+/// Runs each named `async fn(Backend)` four times: session mode on memory and on Redis, and
+/// JWT mode (on Redis) without and with the deny-list.
+macro_rules! all_modes {
     ($($name:ident),* $(,)?) => {
         mod memory {
             $(#[actix_web::test] async fn $name() { super::$name(super::Backend::Memory).await })*
@@ -27,18 +28,41 @@ macro_rules! both_stores {
         mod redis {
             $(#[actix_web::test] async fn $name() { super::$name(super::Backend::Redis).await })*
         }
+        mod jwt {
+            $(#[actix_web::test] async fn $name() { super::$name(super::Backend::Jwt).await })*
+        }
+        mod jwt_denylist {
+            $(#[actix_web::test] async fn $name() { super::$name(super::Backend::JwtDenylist).await })*
+        }
     };
 }
-pub(crate) use both_stores;
+pub(crate) use all_modes;
 pub const PASSWORD: &str = "correct horse battery staple";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
+    /// Session mode, embedded store.
     Memory,
+    /// Session mode, Redis.
     Redis,
+    /// JWT mode (EdDSA) on Redis, no deny-list: revocation reaches refresh, not access tokens.
+    Jwt,
+    /// JWT mode with the deny-list: revocation is immediate again.
+    JwtDenylist,
+}
+
+impl Backend {
+    pub fn is_jwt(self) -> bool {
+        matches!(self, Backend::Jwt | Backend::JwtDenylist)
+    }
+
+    pub fn mode(self) -> &'static str {
+        if self.is_jwt() { "jwt" } else { "session" }
+    }
 }
 
 pub struct TestApp {
+    pub backend: Backend,
     pub address: String,
     pub store: Arc<Store>,
     pub clock: Clock,
@@ -64,9 +88,16 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> TestApp {
     let redis = match backend {
         Backend::Memory => None,
-        Backend::Redis => Some(Arc::new(RedisServer::start())),
+        _ => Some(Arc::new(RedisServer::start())),
     };
-    spawn_app_on(redis, tweak).await
+    spawn_app_on(redis, |settings| {
+        if backend.is_jwt() {
+            settings.auth.mode = AuthMode::Jwt;
+            settings.jwt.denylist = backend == Backend::JwtDenylist;
+        }
+        tweak(settings)
+    })
+    .await
 }
 
 /// An app on an existing Redis (or on memory with `None`): two calls with the same server give
@@ -85,7 +116,14 @@ pub async fn spawn_app_on(
     let app = Application::build_with_clock(settings.clone(), clock.clone())
         .await
         .expect("the app builds");
+    let backend = match (&redis, settings.auth.mode, settings.jwt.denylist) {
+        (None, _, _) => Backend::Memory,
+        (Some(_), AuthMode::Session, _) => Backend::Redis,
+        (Some(_), AuthMode::Jwt, false) => Backend::Jwt,
+        (Some(_), AuthMode::Jwt, true) => Backend::JwtDenylist,
+    };
     let test_app = TestApp {
+        backend,
         address: format!("http://127.0.0.1:{}", app.port()),
         store: app.store(),
         metrics: app.metrics(),
@@ -98,6 +136,50 @@ pub async fn spawn_app_on(
 }
 
 impl TestApp {
+    /// Moves the clock past the access-token lifetime (and leeway): every JWT issued so far
+    /// has expired; sessions and refresh families are untouched (idle timeout 30 min).
+    pub fn expire_access_tokens(&self) {
+        let jwt = &self.settings.jwt;
+        self.clock
+            .advance((jwt.access_ttl_secs + jwt.leeway_secs + 1) as i64);
+    }
+
+    /// After a revocation: session mode and JWT + deny-list refuse the very next request.
+    /// Plain JWT cannot: the access token already issued keeps working until it expires (JWT's
+    /// nature, stated on the dashboard), and only then is the revoked family refused.
+    pub async fn assert_revoked(&self, browsers: &[&Browser]) {
+        self.assert_status_after_change(browsers, "/api/me", 401)
+            .await;
+    }
+
+    /// After a role change: the same difference, on a page that needs the role.
+    pub async fn assert_status_after_change(
+        &self,
+        browsers: &[&Browser],
+        path: &str,
+        expected: u16,
+    ) {
+        if self.backend == Backend::Jwt {
+            let before: Vec<u16> = futures_statuses(browsers, path).await;
+            assert!(
+                before.iter().all(|s| *s != expected),
+                "plain JWT: the issued access token still carries the old state, got {before:?}"
+            );
+            self.expire_access_tokens();
+        }
+        for (i, status) in futures_statuses(browsers, path)
+            .await
+            .into_iter()
+            .enumerate()
+        {
+            assert_eq!(
+                status, expected,
+                "browser #{i} on {path} ({:?})",
+                self.backend
+            );
+        }
+    }
+
     pub fn browser(&self) -> Browser {
         Browser::new(&self.address)
     }
@@ -150,6 +232,20 @@ impl TestApp {
     }
 }
 
+async fn futures_statuses(browsers: &[&Browser], path: &str) -> Vec<u16> {
+    let mut statuses = Vec::with_capacity(browsers.len());
+    for browser in browsers {
+        let response = browser.get(path).await;
+        // A page that needs a login redirects instead of answering 401.
+        statuses.push(if response.status == 303 && path != "/api/me" {
+            401
+        } else {
+            response.status
+        });
+    }
+    statuses
+}
+
 pub struct Response {
     pub status: u16,
     pub headers: HeaderMap,
@@ -187,10 +283,13 @@ pub fn form_value(body: &str, name: &str) -> Option<String> {
     Some(body[start..end].to_owned())
 }
 
+/// Cookie name -> value, as a browser would keep them for this site.
+pub type Jar = std::collections::BTreeMap<String, String>;
+
 pub struct Browser {
     client: reqwest::Client,
     base: String,
-    cookie: Mutex<Option<String>>,
+    jar: Mutex<Jar>,
 }
 
 impl Browser {
@@ -201,17 +300,37 @@ impl Browser {
                 .build()
                 .unwrap(),
             base: base.to_owned(),
-            cookie: Mutex::new(None),
+            jar: Mutex::new(Jar::new()),
         }
     }
 
     /// The raw session cookie value the server issued (signature included).
     pub fn cookie(&self) -> Option<String> {
-        self.cookie.lock().unwrap().clone()
+        self.jar.lock().unwrap().get(COOKIE).cloned()
     }
 
     pub fn set_cookie(&self, value: Option<String>) {
-        *self.cookie.lock().unwrap() = value;
+        let mut jar = self.jar.lock().unwrap();
+        match value {
+            Some(value) => jar.insert(COOKIE.to_owned(), value),
+            None => jar.remove(COOKIE),
+        };
+    }
+
+    /// Every cookie this browser holds: what a thief of this browser's cookies would replay.
+    pub fn jar(&self) -> Jar {
+        self.jar.lock().unwrap().clone()
+    }
+
+    pub fn set_jar(&self, jar: Jar) {
+        *self.jar.lock().unwrap() = jar;
+    }
+
+    pub fn set_named_cookie(&self, name: &str, value: &str) {
+        self.jar
+            .lock()
+            .unwrap()
+            .insert(name.to_owned(), value.to_owned());
     }
 
     pub async fn get(&self, path: &str) -> Response {
@@ -225,8 +344,10 @@ impl Browser {
     }
 
     pub async fn send(&self, mut request: reqwest::RequestBuilder) -> Response {
-        if let Some(value) = self.cookie() {
-            request = request.header("cookie", format!("{COOKIE}={value}"));
+        let jar = self.jar();
+        if !jar.is_empty() {
+            let header: Vec<String> = jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            request = request.header("cookie", header.join("; "));
         }
         let response = request.send().await.expect("request reaches the app");
         let status = response.status().as_u16();
@@ -237,11 +358,17 @@ impl Browser {
             headers,
             body,
         };
-        if let Some(cookie) = response.session_cookie() {
+        let mut jar = self.jar.lock().unwrap();
+        for cookie in response.set_cookies() {
             let removed =
                 cookie.max_age().is_some_and(|age| age.is_zero()) || cookie.value().is_empty();
-            self.set_cookie((!removed).then(|| cookie.value().to_owned()));
+            if removed {
+                jar.remove(cookie.name());
+            } else {
+                jar.insert(cookie.name().to_owned(), cookie.value().to_owned());
+            }
         }
+        drop(jar);
         response
     }
 
