@@ -182,7 +182,7 @@ impl Authenticator {
                 mode.clear_cookies(req);
             }
             (Authenticator::Session, Credential::Session(session)) => session.purge(),
-            (Authenticator::Session, Credential::Token { .. }) => {}
+            (Authenticator::Session, Credential::Token) => {}
         }
         Ok(())
     }
@@ -223,7 +223,7 @@ impl Authenticator {
             (Authenticator::Session, Credential::Session(session)) => session
                 .insert(AUTH_AT_FIELD, now)
                 .map_err(|e| SignInError::SessionState(e.to_string())),
-            (Authenticator::Session, Credential::Token { .. }) => Ok(()),
+            (Authenticator::Session, Credential::Token) => Ok(()),
         }
     }
 
