@@ -182,7 +182,7 @@ impl Authenticator {
                 mode.clear_cookies(req);
             }
             (Authenticator::Session, Credential::Session(session)) => session.purge(),
-            (Authenticator::Session, Credential::Token) => {}
+            (Authenticator::Session, Credential::Token | Credential::Bearer) => {}
         }
         Ok(())
     }
@@ -223,7 +223,7 @@ impl Authenticator {
             (Authenticator::Session, Credential::Session(session)) => session
                 .insert(AUTH_AT_FIELD, now)
                 .map_err(|e| SignInError::SessionState(e.to_string())),
-            (Authenticator::Session, Credential::Token) => Ok(()),
+            (Authenticator::Session, Credential::Token | Credential::Bearer) => Ok(()),
         }
     }
 
@@ -286,7 +286,7 @@ impl JwtMode {
         }
     }
 
-    fn identity(&self, claims: super::jwt::AccessClaims) -> Identity {
+    fn identity(&self, claims: super::jwt::AccessClaims, credential: Credential) -> Identity {
         Identity {
             csrf: family_csrf(&self.csrf_secret, &claims.sid),
             username: claims.sub,
@@ -294,7 +294,7 @@ impl JwtMode {
             handle: claims.sid,
             authenticated_at: claims.auth_time,
             token_expires: claims.exp,
-            credential: Credential::Token,
+            credential,
         }
     }
 
@@ -324,7 +324,12 @@ impl JwtMode {
                             .is_revoked(&claims.jti, &claims.sub, claims.iat)
                             .await?;
                     if !revoked {
-                        return Ok(Some(self.identity(claims)));
+                        let credential = if bearer.is_some() {
+                            Credential::Bearer
+                        } else {
+                            Credential::Token
+                        };
+                        return Ok(Some(self.identity(claims, credential)));
                     }
                     tracing::info!("access token on the deny-list");
                 }
@@ -373,7 +378,7 @@ impl JwtMode {
                     req,
                     self.refresh_cookie(format!("{family_id}.{new_secret}")),
                 );
-                Ok(Some(self.identity(claims)))
+                Ok(Some(self.identity(claims, Credential::Token)))
             }
             // The other request of the race got the new pair; this one is refused.
             RefreshOutcome::Raced => Ok(None),

@@ -17,8 +17,11 @@ use crate::store::{AUTH_AT_FIELD, HANDLE_FIELD, ROLES_FIELD, StoreError, UID_FIE
 pub enum Credential {
     /// Session mode: the session actix-session loaded (CSRF token and state live there).
     Session(Session),
-    /// JWT mode: a verified access token (or one just minted by a refresh).
+    /// JWT mode: a verified access token from the cookie (or one just minted by a refresh).
     Token,
+    /// JWT mode: a verified access token from an `Authorization: Bearer` header. Browsers never
+    /// attach it on their own, so it needs no CSRF token.
+    Bearer,
 }
 
 /// The signed-in user of this request, with the roles the user has *now* (session mode: read
@@ -64,7 +67,7 @@ impl Identity {
     pub fn csrf_token(&self) -> Result<String, CsrfError> {
         match &self.credential {
             Credential::Session(session) => csrf::token(session),
-            Credential::Token => Ok(self.csrf.clone()),
+            Credential::Token | Credential::Bearer => Ok(self.csrf.clone()),
         }
     }
 
@@ -72,6 +75,7 @@ impl Identity {
         match &self.credential {
             Credential::Session(session) => csrf::verify(session, submitted),
             Credential::Token => csrf::compare(&self.csrf, submitted),
+            Credential::Bearer => Ok(()),
         }
     }
 

@@ -4,6 +4,7 @@ mod browser;
 mod cli;
 mod dashboard;
 mod helpers;
+mod jwt;
 mod redis_only;
 mod redis_server;
 mod session;
