@@ -29,6 +29,18 @@ pub enum Command {
     /// Manage users in the configured store.
     #[command(subcommand)]
     User(UserCommand),
+    /// Compare sessions and JWTs on this machine; writes bench/report.md, report.json, SVGs.
+    Bench {
+        /// A smoke run in under a minute (few connections, one-second loads).
+        #[arg(long)]
+        quick: bool,
+        /// Use this Redis instead of starting a redis-server of our own.
+        #[arg(long)]
+        redis_url: Option<String>,
+        /// Where the report goes.
+        #[arg(long, default_value = "bench")]
+        out: std::path::PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -65,6 +77,24 @@ pub async fn main() -> ExitCode {
             },
             Err(e) => fail(&e),
         },
+        Command::Bench {
+            quick,
+            redis_url,
+            out,
+        } => {
+            let options = crate::bench::BenchOptions {
+                quick,
+                redis_url,
+                out,
+            };
+            match crate::bench::run(options).await {
+                Ok(report) => {
+                    println!("{}", report.targets_table());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e),
+            }
+        }
         Command::User(command) => match user_command(&settings, command).await {
             Ok(message) => {
                 println!("{message}");

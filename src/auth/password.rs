@@ -81,10 +81,24 @@ pub fn verify_password_blocking(phc: &str, password: &str) -> Result<bool, Passw
         .is_ok())
 }
 
-/// Runs `f` on the blocking pool inside the caller's tracing span.
+/// At most this many argon2 computations run at once: all cores but one, so a login storm
+/// (an attacker's or a crowd's) queues for CPU instead of starving every other request.
+fn password_slots() -> &'static tokio::sync::Semaphore {
+    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    SLOTS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        tokio::sync::Semaphore::new(cores.saturating_sub(1).max(1))
+    })
+}
+
+/// Runs `f` on the blocking pool inside the caller's tracing span, within a password slot.
 async fn off_the_reactor<T: Send + 'static>(
     f: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, PasswordError> {
+    let _slot = password_slots()
+        .acquire()
+        .await
+        .map_err(|_| PasswordError::Hash("the password slots are closed".into()))?;
     let span = tracing::Span::current();
     Ok(tokio::task::spawn_blocking(move || span.in_scope(f)).await?)
 }

@@ -4,7 +4,7 @@
 //! |---|---|---|---|
 //! | `{p}s:{sid_hash}` | hash | sliding: min(last seen + idle, created + absolute) | one session: `uid`, `csrf`, `at` (last password entry), `ip`, `dev` (browser and OS) as JSON values written by actix-session; `_c` created, `_s` last seen (Unix seconds, store-managed) |
 //! | `{p}us:{user}` | sorted set | absolute timeout, renewed on login | the user's live sessions: member `sid_hash`, score = when that session expires |
-//! | `{p}sessions` | stream | trimmed to the absolute timeout | every authenticated session created, newest last (`h` = sid_hash, `u` = user): the "all sessions" listing |
+//! | `{p}sessions` | stream | trimmed to the absolute timeout | every authenticated session created, newest last (`h` = sid_hash): the "all sessions" listing |
 //! | `{p}active:{minute}` | HyperLogLog | idle timeout + 2 min | sessions seen in that minute (the "active sessions" estimate) |
 //! | `{p}u:{user}` | hash | none | one user: `phc` (argon2id PHC string), `roles` (comma-separated), `disabled` (`0`/`1`), `created` |
 //! | `{p}users` | sorted set | none | every user name, score 0, so names list in order with `ZRANGEBYLEX` |

@@ -167,7 +167,7 @@ if ARGV[5] ~= '' then
   redis.call('EXPIRE', KEYS[2], ARGV[3])
   local t = redis.call('TIME')
   local oldest = (tonumber(t[1]) - tonumber(ARGV[3])) * 1000
-  redis.call('XADD', KEYS[3], 'MINID', '~', oldest, '*', 'h', ARGV[4], 'u', ARGV[5])
+    redis.call('XADD', KEYS[3], 'MINID', '~', oldest, '*', 'h', ARGV[4])
   redis.call('PFADD', KEYS[4], ARGV[4])
   redis.call('EXPIRE', KEYS[4], ARGV[6])
 end

@@ -93,17 +93,22 @@ async fn bearer(
 
 #[actix_web::test]
 async fn a_well_formed_token_from_our_key_is_accepted_as_a_control() {
-    // Arrange: the same construction the hostile cases below corrupt, left intact.
+    // Arrange: the same construction the hostile cases below corrupt, left intact, including
+    // an unregistered header parameter that nothing marks critical.
     let key = TestKey::new();
     let app = jwt_app(|s| s.jwt.private_key_file = key.path.display().to_string()).await;
     app.create_user("root", &["admin"]).await;
-    let token = key.sign(HEADER, &claims(&app, "root", &["admin"]).to_string());
+    let payload = claims(&app, "root", &["admin"]).to_string();
+    let plain = key.sign(HEADER, &payload);
+    let extended = key.sign(r#"{"typ":"at+jwt","alg":"EdDSA","exp-ext":"v"}"#, &payload);
 
     // Act + Assert
-    assert_eq!(
-        bearer(&app, Method::GET, "/api/admin/users", &token, None).await,
-        200
-    );
+    for token in [plain, extended] {
+        assert_eq!(
+            bearer(&app, Method::GET, "/api/admin/users", &token, None).await,
+            200
+        );
+    }
 }
 
 #[actix_web::test]
@@ -232,10 +237,18 @@ async fn hostile_tokens_are_refused_with_401_and_change_nothing() {
             key.sign(HEADER, &with("exp", json!("tomorrow"))),
         ),
         ("missing sub", key.sign(HEADER, &without("sub"))),
+        // The extension's value is a string so the header parses: only `crit` can refuse it.
         (
             "unknown crit",
             key.sign(
-                r#"{"typ":"at+jwt","alg":"EdDSA","crit":["exp-ext"],"exp-ext":1}"#,
+                r#"{"typ":"at+jwt","alg":"EdDSA","crit":["exp-ext"],"exp-ext":"v"}"#,
+                &good.to_string(),
+            ),
+        ),
+        (
+            "crit naming a registered claim",
+            key.sign(
+                r#"{"typ":"at+jwt","alg":"EdDSA","crit":["exp"]}"#,
                 &good.to_string(),
             ),
         ),
@@ -361,6 +374,10 @@ async fn an_expired_access_token_is_refreshed_on_the_same_request_with_rotation(
         family(&second),
         "the same family (session) goes on"
     );
+    // The rotated token is the one that works next time.
+    app.expire_access_tokens();
+    assert_eq!(browser.get("/account/sessions").await.status, 200);
+    assert_ne!(browser.jar()[REFRESH], second[REFRESH]);
     // A bearer client with an expired token gets 401 (it refreshes on its own).
     assert_eq!(
         bearer(&app, Method::GET, "/api/me", &first[ACCESS], None).await,

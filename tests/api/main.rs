@@ -1,5 +1,6 @@
 //! Integration tests: the real app on port 0, a real redis-server per test, a real Chromium.
 
+mod bench;
 mod browser;
 mod cli;
 mod dashboard;
