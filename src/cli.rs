@@ -40,6 +40,9 @@ pub enum Command {
         /// Where the report goes.
         #[arg(long, default_value = "bench")]
         out: std::path::PathBuf,
+        /// Measure nothing: write report.md and the charts again from this report.json.
+        #[arg(long)]
+        render: Option<std::path::PathBuf>,
     },
 }
 
@@ -64,7 +67,13 @@ pub enum UserCommand {
 
 pub async fn main() -> ExitCode {
     let cli = Cli::parse();
-    crate::telemetry::init();
+    // The benchmark measures auth, not access logging: warnings only, unless RUST_LOG says.
+    if matches!(cli.command, Some(Command::Bench { .. })) && std::env::var_os("RUST_LOG").is_none()
+    {
+        crate::telemetry::init_with_default("warn");
+    } else {
+        crate::telemetry::init();
+    }
     let settings = match Settings::load(&cli.config) {
         Ok(settings) => settings,
         Err(e) => return fail(&e),
@@ -78,9 +87,21 @@ pub async fn main() -> ExitCode {
             Err(e) => fail(&e),
         },
         Command::Bench {
+            render: Some(json),
+            out,
+            ..
+        } => match crate::bench::Report::rerender(&json, &out) {
+            Ok(report) => {
+                println!("{}", report.targets_table());
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
+        Command::Bench {
             quick,
             redis_url,
             out,
+            render: None,
         } => {
             let options = crate::bench::BenchOptions {
                 quick,

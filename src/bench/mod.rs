@@ -134,6 +134,9 @@ pub struct ModeResult {
     pub requests_per_sec: f64,
     pub redis_commands_per_request: Option<f64>,
     pub redis_round_trips_per_request: Option<f64>,
+    /// Redis's own CPU time per request, microseconds (`INFO commandstats` usec).
+    #[serde(default)]
+    pub redis_server_usec_per_request: Option<f64>,
     pub redis_bytes_per_session: Option<f64>,
     /// (scenario, window) for each revoking action.
     pub revocation: Vec<(String, Window)>,
@@ -245,6 +248,14 @@ impl RunningApp {
 async fn command_calls(
     redis: &mut redis::aio::MultiplexedConnection,
 ) -> Result<std::collections::HashMap<String, u64>, BenchError> {
+    command_stat(redis, "calls=").await
+}
+
+/// One field of `INFO commandstats` per command (`calls=` or `usec=`).
+async fn command_stat(
+    redis: &mut redis::aio::MultiplexedConnection,
+    field: &str,
+) -> Result<std::collections::HashMap<String, u64>, BenchError> {
     let info: String = redis::cmd("INFO")
         .arg("commandstats")
         .query_async(redis)
@@ -253,8 +264,8 @@ async fn command_calls(
         .lines()
         .filter_map(|line| {
             let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-            let calls = rest.split(',').find_map(|kv| kv.strip_prefix("calls="))?;
-            Some((name.to_owned(), calls.parse().ok()?))
+            let value = rest.split(',').find_map(|kv| kv.strip_prefix(field))?;
+            Some((name.to_owned(), value.parse().ok()?))
         })
         .collect())
 }
@@ -294,8 +305,9 @@ async fn redis_cost(
     redis: &mut redis::aio::MultiplexedConnection,
     url: &str,
     cookie: &str,
-) -> Result<(f64, f64), BenchError> {
+) -> Result<RedisCost, BenchError> {
     const REQUESTS: u64 = 200;
+    let usec_before = command_stat(redis, "usec=").await?;
     let calls_before = command_calls(redis).await?;
     let trips_before = round_trips(client).await?;
     for _ in 0..REQUESTS {
@@ -315,6 +327,19 @@ async fn redis_cost(
     }
     let trips_after = round_trips(client).await?;
     let calls_after = command_calls(redis).await?;
+    let usec_after = command_stat(redis, "usec=").await?;
+    // Redis's own CPU time for the requests' top-level commands: a script's time already
+    // includes the commands it runs, which INFO lists again on their own.
+    const INSIDE_SCRIPTS: [&str; 7] = [
+        "hgetall", "hmget", "hset", "expireat", "zadd", "pfadd", "expire",
+    ];
+    let scripted = usec_after.contains_key("evalsha");
+    let usec: u64 = usec_after
+        .iter()
+        .filter(|(name, _)| name.as_str() != "info" && name.as_str() != "pfcount")
+        .filter(|(name, _)| !(scripted && INSIDE_SCRIPTS.contains(&name.as_str())))
+        .map(|(name, usec)| usec - usec_before.get(name).unwrap_or(&0))
+        .sum();
     // Each /metrics scrape makes one round trip of its own (PFCOUNT, one command): the
     // second one's round trip and both ones' commands fall inside the window.
     let trips = trips_after.saturating_sub(trips_before).saturating_sub(1);
@@ -324,10 +349,18 @@ async fn redis_cost(
         .map(|(name, calls)| calls - calls_before.get(name).unwrap_or(&0))
         .sum::<u64>()
         .saturating_sub(2);
-    Ok((
-        commands as f64 / REQUESTS as f64,
-        trips as f64 / REQUESTS as f64,
-    ))
+    Ok(RedisCost {
+        commands: commands as f64 / REQUESTS as f64,
+        round_trips: trips as f64 / REQUESTS as f64,
+        server_usec: usec as f64 / REQUESTS as f64,
+    })
+}
+
+struct RedisCost {
+    commands: f64,
+    round_trips: f64,
+    /// Redis CPU time per request, from `INFO commandstats`.
+    server_usec: f64,
 }
 
 pub async fn run(options: BenchOptions) -> Result<Report, BenchError> {
@@ -410,11 +443,15 @@ pub async fn run(options: BenchOptions) -> Result<Report, BenchError> {
         };
         wrk::run(load(plan.warmup)).await?;
         let measured = wrk::run(load(plan.measure)).await?;
-        let (commands, trips) = if kind.uses_redis() {
-            let (commands, trips) = redis_cost(&user, &mut redis, &url, &cookie).await?;
-            (Some(commands), Some(trips))
+        let (commands, trips, server_usec) = if kind.uses_redis() {
+            let cost = redis_cost(&user, &mut redis, &url, &cookie).await?;
+            (
+                Some(cost.commands),
+                Some(cost.round_trips),
+                Some(cost.server_usec),
+            )
         } else {
-            (None, None)
+            (None, None, None)
         };
         progress.inc(1);
 
@@ -461,6 +498,7 @@ pub async fn run(options: BenchOptions) -> Result<Report, BenchError> {
             load: measured,
             redis_commands_per_request: commands,
             redis_round_trips_per_request: trips,
+            redis_server_usec_per_request: server_usec,
             redis_bytes_per_session: memory,
             revocation,
             revocation_access_ttl_secs: ttl,

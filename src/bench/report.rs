@@ -96,6 +96,16 @@ impl Report {
         report
     }
 
+    /// Reads a report.json and writes the report (targets judged again) to `dir`.
+    pub fn rerender(json: &Path, dir: &Path) -> Result<Report, BenchError> {
+        let text = std::fs::read_to_string(json)?;
+        let saved: Report =
+            serde_json::from_str(&text).map_err(|e| BenchError::Setup(e.to_string()))?;
+        let report = Report::new(saved.machine, saved.modes, saved.login, false);
+        report.write(dir)?;
+        Ok(report)
+    }
+
     pub fn mode(&self, id: &str) -> Option<&ModeResult> {
         self.modes.iter().find(|m| m.id == id)
     }
@@ -303,6 +313,7 @@ impl Report {
         out.push_str(&self.table());
         out.push_str("\n## Targets\n\n");
         out.push_str(&self.targets_table());
+        out.push_str(&self.limits());
         out.push_str("\n## Revocation windows, by action\n\nA victim signs in, a thief copies every cookie, the action runs, and the thief's copy is polled every 20 ms until refused. JWT modes run this with a short access-token lifetime so it finishes (shown); with the default 5 minutes the plain-JWT windows scale accordingly.\n\n| mode | action | accepted after the action | until refused | refused |\n|---|---|---|---|---|\n");
         for mode in &self.modes {
             for (scenario, w) in &mode.revocation {
@@ -341,6 +352,52 @@ impl Report {
             "\nCharts: `throughput.svg`, `latency.svg`, `credential.svg`, `revocation.svg`.\n",
         );
         out
+    }
+
+    /// What limits each missed target, from this run's own figures.
+    fn limits(&self) -> String {
+        let missed = |prefix: &str| {
+            self.targets
+                .iter()
+                .any(|t| t.name.starts_with(prefix) && t.met == Some(false))
+        };
+        let rps = |id: &str| self.mode(id).map_or(0.0, |m| m.requests_per_sec);
+        let mut out = String::new();
+        if missed("Session vs") {
+            let _ = write!(
+                out,
+                "\n**Throughput.** Session (memory) runs the same session code without the Redis hop at {:.0} req/s ({:.2}x the ceiling, {:.2}x JWT HS256); session (Redis) at {:.0}. The gap is the round trip to redis-server, which shares these {} cores with the app and with wrk: each request costs one EVALSHA (Lua, HGETALL, HMGET: {:.1} commands, {:.1} us of Redis CPU by its own count) plus a write, a read and the context switches on both sides, where HS256 verification is a few microseconds in-process. Already ours and done: one round trip, no pool checkout, one multiplexed connection per worker thread, a leaner load script. Most of that Redis CPU is the script itself (EVALSHA's fixed cost), which buys reading the owner's current roles in the same round trip. What would close the gap: copying roles and the disabled flag into each session hash (the role-change and disable scripts would update them through the per-user index) so the hot path becomes a plain HGETALL; Redis on a core or host of its own; or a client-side cache of user records with Redis invalidation (RESP3 tracking, experimental in redis-rs).\n",
+                rps("session-memory"),
+                ratio(rps("session-memory"), rps("no-auth")),
+                ratio(rps("session-memory"), rps("jwt-hs256")),
+                rps("session-redis"),
+                self.machine.cores,
+                self.mode("session-redis")
+                    .and_then(|m| m.redis_commands_per_request)
+                    .unwrap_or(0.0),
+                self.mode("session-redis")
+                    .and_then(|m| m.redis_server_usec_per_request)
+                    .unwrap_or(0.0),
+            );
+        }
+        if missed("Session cookie") {
+            let bytes = self.mode("session-redis").map_or(0, |m| m.cookie_bytes);
+            let _ = write!(
+                out,
+                "\n**Cookie size.** The session cookie is {bytes} B: `__Host-sid=` (11 B), actix-session's HMAC-SHA256 signature (44 B of base64, its `=` percent-encoded as `%3D`, plus any `+`/`/` it needs encoded) and the 43-byte ID. actix-session always signs or encrypts its cookie; without the signature the cookie would be 54 B (0.13x the EdDSA access cookie). The signature adds no security to a 256-bit random ID (it does let forged cookies be dropped without a Redis lookup); meeting this target means replacing actix-session's middleware with our own.\n"
+            );
+        }
+        if missed("Redis memory") {
+            out.push_str("\n**Memory.** Per session: the session hash (about 200 B in Redis's allocator), its expiry entry, its entry in the user's index (a small sorted set per user) and in the global stream. The per-user index key dominates when users have one or two sessions.\n");
+        }
+        if missed("Authenticated p99") {
+            out.push_str("\n**Login storm.** argon2 is limited to all cores but one; on this machine that is one core for a storm, and the authenticated requests share the other with wrk and Redis.\n");
+        }
+        if out.is_empty() {
+            out
+        } else {
+            format!("\n## What limits the missed targets\n{out}")
+        }
     }
 
     pub fn write(&self, dir: &Path) -> Result<(), BenchError> {

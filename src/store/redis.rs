@@ -1,6 +1,6 @@
 //! The Redis store. Every multi-step change is one Lua script or one MULTI pipeline, so
 //! concurrent instances never see half an update; the hot path (loading a session) is a
-//! single `EVALSHA` on a shared multiplexed connection.
+//! single `EVALSHA` on a multiplexed connection kept per worker thread.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -27,15 +27,17 @@ use crate::metrics::Metrics;
 const LOAD_SESSION: &str = r#"
 local raw = redis.call('HGETALL', KEYS[1])
 if #raw == 0 then return false end
-local s = {}
-for i = 1, #raw, 2 do s[raw[i]] = raw[i + 1] end
+local created, seen, uid = 0, 0, nil
+for i = 1, #raw, 2 do
+  local f = raw[i]
+  if f == '_c' then created = tonumber(raw[i + 1])
+  elseif f == '_s' then seen = tonumber(raw[i + 1])
+  -- A JSON string of a validated user name ([a-z0-9._-]): no escapes, just the quotes.
+  elseif f == 'uid' then uid = string.sub(raw[i + 1], 2, -2) end
+end
 local now = tonumber(ARGV[1])
 local idle = tonumber(ARGV[2])
 local absolute = tonumber(ARGV[3])
-local created = tonumber(s['_c']) or 0
-local seen = tonumber(s['_s']) or 0
-local uid = nil
-if s['uid'] then uid = cjson.decode(s['uid']) end
 local function drop()
   redis.call('DEL', KEYS[1])
   if uid then redis.call('ZREM', ARGV[6] .. uid, ARGV[7]) end
@@ -270,10 +272,12 @@ struct Scripts {
 
 pub struct RedisStore {
     pool: Pool,
-    /// A multiplexed connection taken out of the pool and shared by every request. A pool
-    /// checkout per request would cost a recycle round trip (UNWATCH + PING) of its own; after
-    /// an I/O error the cached connection is dropped and the next call takes a fresh one.
-    shared: RwLock<Option<MultiplexedConnection>>,
+    /// Multiplexed connections taken out of the pool and kept, one per worker thread (each
+    /// connection's I/O then runs on the thread that uses it, instead of one worker carrying
+    /// everyone's Redis traffic). A pool checkout per request would cost a recycle round trip
+    /// (UNWATCH + PING) of its own; after an I/O error the thread's connection is dropped and
+    /// its next call takes a fresh one from the pool.
+    shared: Vec<RwLock<Option<MultiplexedConnection>>>,
     keys: Keys,
     timeout: Duration,
     clock: Clock,
@@ -296,7 +300,11 @@ impl RedisStore {
             .map_err(|_| StoreError::BadUrl(url.to_owned()))?;
         Ok(RedisStore {
             pool,
-            shared: RwLock::new(None),
+            shared: (0..std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .clamp(1, 16))
+                .map(|_| RwLock::new(None))
+                .collect(),
             keys: Keys::new(prefix),
             timeout,
             clock,
@@ -327,9 +335,21 @@ impl RedisStore {
         self.timeout.as_millis() as u64
     }
 
+    /// This thread's connection slot.
+    fn slot(&self) -> &RwLock<Option<MultiplexedConnection>> {
+        thread_local! {
+            static THREAD_SLOT: usize = {
+                static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+                NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            };
+        }
+        let index = THREAD_SLOT.with(|slot| *slot) % self.shared.len();
+        &self.shared[index]
+    }
+
     async fn connection(&self) -> Result<MultiplexedConnection, StoreError> {
         let cached = self
-            .shared
+            .slot()
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone();
@@ -341,7 +361,7 @@ impl RedisStore {
             .map_err(|_| StoreError::Timeout(self.timeout_ms()))??;
         let conn = deadpool_redis::Connection::take(pooled);
         *self
-            .shared
+            .slot()
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(conn.clone());
         Ok(conn)
@@ -349,7 +369,7 @@ impl RedisStore {
 
     fn forget_connection(&self) {
         *self
-            .shared
+            .slot()
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
     }
