@@ -47,6 +47,13 @@ pub fn normalize_name(name: &str) -> Result<String, UserError> {
     }
 }
 
+/// A "filter by user" parameter: blank or absent means everyone.
+pub fn optional_name(raw: Option<&str>) -> Result<Option<String>, UserError> {
+    raw.filter(|name| !name.trim().is_empty())
+        .map(normalize_name)
+        .transpose()
+}
+
 pub fn validate_roles(roles: &[String]) -> Result<Vec<String>, UserError> {
     let mut valid: Vec<String> = Vec::with_capacity(roles.len());
     for role in roles {

@@ -307,6 +307,17 @@ async fn redis_cost(
     cookie: &str,
 ) -> Result<RedisCost, BenchError> {
     const REQUESTS: u64 = 200;
+    // Requests the load run left in flight finish their own Redis calls after wrk exits; wait
+    // until the app's counter stands still, or they land in this count.
+    let mut settled = round_trips(client).await?;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = round_trips(client).await?.saturating_sub(1);
+        if now == settled {
+            break;
+        }
+        settled = now + 1;
+    }
     let usec_before = command_stat(redis, "usec=").await?;
     let calls_before = command_calls(redis).await?;
     let trips_before = round_trips(client).await?;

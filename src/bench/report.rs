@@ -7,7 +7,7 @@ use std::path::Path;
 use askama::Template;
 use serde::{Deserialize, Serialize};
 
-use super::{BenchError, Kind, LoginCost, ModeResult};
+use super::{BenchError, LoginCost, ModeResult};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Machine {
@@ -542,9 +542,4 @@ impl BarChart {
             bars,
         }
     }
-}
-
-/// For tests and the README: the kind of each mode, by id.
-pub fn kind_of(report: &Report, id: &str) -> Option<Kind> {
-    report.mode(id).map(|m| m.kind)
 }

@@ -459,13 +459,6 @@ impl Store {
     pub async fn shared_secret(&self, name: &str, candidate: &str) -> Result<String, StoreError> {
         dispatch!(self.shared_secret(name, candidate))
     }
-
-    pub fn keys(&self) -> Option<&keys::Keys> {
-        match self {
-            Store::Memory(_) => None,
-            Store::Redis(s) => Some(s.keys()),
-        }
-    }
 }
 
 pub fn is_admin(roles: &[String]) -> bool {

@@ -327,10 +327,6 @@ impl RedisStore {
         })
     }
 
-    pub fn keys(&self) -> &Keys {
-        &self.keys
-    }
-
     fn timeout_ms(&self) -> u64 {
         self.timeout.as_millis() as u64
     }

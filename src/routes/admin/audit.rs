@@ -7,7 +7,7 @@ use crate::auth::Identity;
 use crate::error::PageError;
 use crate::routes::{Nav, html};
 use crate::startup::AppState;
-use crate::users::normalize_name;
+use crate::users::optional_name;
 
 const PAGE_SIZE: usize = 50;
 
@@ -36,12 +36,7 @@ pub async fn list(
 ) -> Result<HttpResponse, PageError> {
     require_admin(&identity, &req)?;
     let query = query.map(web::Query::into_inner);
-    let filter = query
-        .as_ref()
-        .and_then(|q| q.user.as_deref())
-        .filter(|u| !u.trim().is_empty())
-        .map(normalize_name)
-        .transpose()?;
+    let filter = optional_name(query.as_ref().and_then(|q| q.user.as_deref()))?;
     let before = query.as_ref().and_then(|q| q.before.as_deref());
     let page = state
         .store

@@ -8,7 +8,7 @@ use crate::auth::Identity;
 use crate::error::PageError;
 use crate::routes::{Nav, html};
 use crate::startup::AppState;
-use crate::users::normalize_name;
+use crate::users::optional_name;
 
 #[derive(Template)]
 #[template(path = "admin_sessions.html")]
@@ -37,12 +37,7 @@ pub async fn list(
 ) -> Result<HttpResponse, PageError> {
     require_admin(&identity, &req)?;
     let query = query.map(web::Query::into_inner);
-    let filter = query
-        .as_ref()
-        .and_then(|q| q.user.as_deref())
-        .filter(|u| !u.trim().is_empty())
-        .map(normalize_name)
-        .transpose()?;
+    let filter = optional_name(query.as_ref().and_then(|q| q.user.as_deref()))?;
     let (sessions, next) = match &filter {
         Some(user) => (state.store.sessions_of(user).await?, None),
         None => {

@@ -10,7 +10,7 @@ use crate::auth::Identity;
 use crate::routes::account::{ip, operator};
 use crate::startup::AppState;
 use crate::store::is_admin;
-use crate::users::normalize_name;
+use crate::users::{normalize_name, optional_name};
 
 fn admin(identity: &Identity, req: &HttpRequest) -> Result<(), ApiError> {
     Ok(identity.require_role("admin", req)?)
@@ -198,9 +198,9 @@ pub async fn list_sessions(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     admin(&identity, &req)?;
-    match query.user.as_deref().filter(|u| !u.is_empty()) {
+    match optional_name(query.user.as_deref())? {
         Some(user) => {
-            let sessions = state.store.sessions_of(&normalize_name(user)?).await?;
+            let sessions = state.store.sessions_of(&user).await?;
             Ok(HttpResponse::Ok().json(crate::store::Page {
                 items: sessions,
                 next: None,
@@ -231,12 +231,7 @@ pub async fn audit(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     admin(&identity, &req)?;
-    let user = query
-        .user
-        .as_deref()
-        .filter(|u| !u.is_empty())
-        .map(normalize_name)
-        .transpose()?;
+    let user = optional_name(query.user.as_deref())?;
     let page = state
         .store
         .audit(user.as_deref(), query.before.as_deref(), clamp(query.limit))
