@@ -32,6 +32,9 @@ pub struct ServerSettings {
     pub workers: usize,
     pub max_body_bytes: usize,
     pub trust_forwarded_for: bool,
+    /// How often the `sessiond_active_sessions` gauge is read from the store (one command);
+    /// 0 never reads it. A `/metrics` scrape itself costs no store call.
+    pub active_sessions_refresh_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -74,6 +77,9 @@ pub struct JwtSettings {
     pub private_key_file: String,
     /// HS256 only: base64 of at least 32 random bytes. Empty: generated at start-up.
     pub hs256_secret: String,
+    /// Key rotation: public keys (PEM) of earlier signing keys. Published in the JWKS and
+    /// accepted for verification until removed from this list; only the current key signs.
+    pub previous_public_key_files: Vec<String>,
     pub issuer: String,
     pub audience: String,
     pub access_ttl_secs: u64,
@@ -96,6 +102,7 @@ impl std::fmt::Debug for JwtSettings {
             .field("algorithm", &self.algorithm)
             .field("private_key_file", &self.private_key_file)
             .field("hs256_secret", &"[redacted]")
+            .field("previous_public_key_files", &self.previous_public_key_files)
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
             .field("access_ttl_secs", &self.access_ttl_secs)
@@ -158,6 +165,7 @@ impl Default for Settings {
                 workers: 0,
                 max_body_bytes: 4096,
                 trust_forwarded_for: false,
+                active_sessions_refresh_secs: 15,
             },
             store: StoreSettings {
                 url: "memory://".into(),
@@ -180,6 +188,7 @@ impl Default for Settings {
                 algorithm: JwtAlgorithm::EdDSA,
                 private_key_file: String::new(),
                 hs256_secret: String::new(),
+                previous_public_key_files: Vec::new(),
                 issuer: "sessiond".into(),
                 audience: "sessiond".into(),
                 access_ttl_secs: 300,

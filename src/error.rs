@@ -9,7 +9,7 @@ use askama::Template;
 use crate::auth::csrf::CsrfError;
 use crate::auth::password::PasswordError;
 use crate::auth::random::RandomError;
-use crate::store::StoreError;
+use crate::store::{ErrorClass, StoreError};
 
 #[derive(Template)]
 #[template(path = "error.html")]
@@ -46,6 +46,66 @@ pub fn service_unavailable_page() -> HttpResponse {
     response
 }
 
+fn internal_error_page() -> HttpResponse {
+    page_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Something went wrong",
+        "The server could not complete this request.",
+    )
+}
+
+/// The status a failed store call answers with: 503 only when the store cannot be reached
+/// (it passes by itself); anything else is a bug or a misconfiguration, 500.
+pub fn store_error_status(class: ErrorClass) -> StatusCode {
+    match class {
+        ErrorClass::Unreachable => StatusCode::SERVICE_UNAVAILABLE,
+        ErrorClass::Bug => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// Logs a failed store call once, with its whole cause chain (`cause`), and answers it as a page or as
+/// JSON (`{"error": "store unavailable"}` with `Retry-After`, or `{"error": "internal"}`).
+pub fn store_error_response(cause: &str, class: ErrorClass, api: bool) -> HttpResponse {
+    match class {
+        ErrorClass::Unreachable => {
+            tracing::error!(error = cause, "store unreachable");
+            if api {
+                HttpResponse::ServiceUnavailable()
+                    .insert_header((header::RETRY_AFTER, "5"))
+                    .json(serde_json::json!({
+                        "error": "store unavailable",
+                        "message": "the session store is not answering; try again shortly",
+                    }))
+            } else {
+                service_unavailable_page()
+            }
+        }
+        ErrorClass::Bug => {
+            tracing::error!(error = cause, "store refused a request: a bug");
+            if api {
+                HttpResponse::InternalServerError().json(serde_json::json!({
+                    "error": "internal",
+                    "message": "internal error",
+                }))
+            } else {
+                internal_error_page()
+            }
+        }
+    }
+}
+
+/// "outer: cause: root cause", for one log line that explains itself.
+pub fn cause_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 #[derive(thiserror::Error)]
 pub enum PageError {
     #[error(transparent)]
@@ -54,8 +114,10 @@ pub enum PageError {
     User(crate::users::UserError),
     #[error("CSRF check failed")]
     Csrf(#[source] CsrfError),
-    #[error("the store is unavailable")]
-    StoreUnavailable(#[from] StoreError),
+    #[error("a store call failed")]
+    Store(#[from] StoreError),
+    #[error("bad request: {0}")]
+    BadRequest(String),
     #[error("password hashing failed")]
     Password(#[from] PasswordError),
     #[error("could not render a template")]
@@ -71,7 +133,7 @@ pub enum PageError {
 impl From<crate::auth::authenticator::SignInError> for PageError {
     fn from(err: crate::auth::authenticator::SignInError) -> Self {
         match err {
-            crate::auth::authenticator::SignInError::Store(e) => PageError::StoreUnavailable(e),
+            crate::auth::authenticator::SignInError::Store(e) => PageError::Store(e),
             other => PageError::SignIn(other),
         }
     }
@@ -81,7 +143,7 @@ impl From<crate::users::UserError> for PageError {
     fn from(err: crate::users::UserError) -> Self {
         use crate::users::UserError;
         match err {
-            UserError::Store(e) => PageError::StoreUnavailable(e),
+            UserError::Store(e) => PageError::Store(e),
             UserError::Password(e) => PageError::Password(e),
             UserError::Random(e) => PageError::Random(e),
             other => PageError::User(other),
@@ -117,7 +179,8 @@ impl ResponseError for PageError {
             PageError::Auth(e) => e.status_code(),
             PageError::User(e) => user_error_status(e),
             PageError::Csrf(_) => StatusCode::FORBIDDEN,
-            PageError::StoreUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            PageError::Store(e) => store_error_status(e.class()),
+            PageError::BadRequest(_) => StatusCode::BAD_REQUEST,
             PageError::Password(_)
             | PageError::Template(_)
             | PageError::Random(_)
@@ -140,17 +203,13 @@ impl ResponseError for PageError {
                 "This form was not issued to your session, or it came from another site. \
                  Go back, reload the page and try again.",
             ),
-            PageError::StoreUnavailable(e) => {
-                tracing::error!(error = ?e, "store unavailable");
-                service_unavailable_page()
+            PageError::Store(e) => store_error_response(&cause_chain(e), e.class(), false),
+            PageError::BadRequest(message) => {
+                page_response(StatusCode::BAD_REQUEST, "Bad request", message)
             }
             other => {
                 tracing::error!(error = ?other, "request failed");
-                page_response(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "Something went wrong",
-                    "The server could not complete this request.",
-                )
+                internal_error_page()
             }
         }
     }
@@ -165,7 +224,7 @@ pub fn user_error_status(err: &crate::users::UserError) -> StatusCode {
         UserError::BadName | UserError::BadRole | UserError::WeakPassword(_) => {
             StatusCode::BAD_REQUEST
         }
-        UserError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+        UserError::Store(e) => store_error_status(e.class()),
         UserError::Password(_) | UserError::Random(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }

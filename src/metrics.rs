@@ -20,6 +20,11 @@ pub struct KindLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ClassLabels {
+    pub class: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct HttpLabels {
     pub route: String,
     pub status: u16,
@@ -32,6 +37,7 @@ pub struct Metrics {
     pub revocations: Family<KindLabels, Counter>,
     pub active_sessions: Gauge,
     pub store_round_trip: Histogram,
+    pub store_errors: Family<ClassLabels, Counter>,
     pub http_requests: Family<HttpLabels, Histogram>,
 }
 
@@ -43,6 +49,7 @@ impl Default for Metrics {
         let active_sessions = Gauge::default();
         // 20 us .. ~1.3 s: loopback Redis sits at the bottom, a struggling one at the top.
         let store_round_trip = Histogram::new(exponential_buckets(0.000_02, 2.0, 17));
+        let store_errors = Family::<ClassLabels, Counter>::default();
         let http_requests = Family::<HttpLabels, Histogram>::new_with_constructor(|| {
             Histogram::new(exponential_buckets(0.000_05, 2.0, 18))
         });
@@ -69,6 +76,12 @@ impl Default for Metrics {
             store_round_trip.clone(),
         );
         registry.register(
+            "store_errors",
+            "Failed Redis exchanges by class: unreachable (answered 503) or bug (a command \
+             Redis refused, answered 500)",
+            store_errors.clone(),
+        );
+        registry.register(
             "http_request_duration_seconds",
             "HTTP request durations by route pattern and status",
             http_requests.clone(),
@@ -80,6 +93,7 @@ impl Default for Metrics {
             revocations,
             active_sessions,
             store_round_trip,
+            store_errors,
             http_requests,
         }
     }

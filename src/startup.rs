@@ -2,14 +2,12 @@
 //! server on port 0.
 
 use std::net::TcpListener;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use actix_session::SessionMiddleware;
-use actix_session::config::{BrowserSession, CookieContentSecurity};
-use actix_web::cookie::{Key, SameSite, time};
+use actix_web::cookie::Key;
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::error::{InternalError, JsonPayloadError, UrlencodedError};
+use actix_web::error::{InternalError, JsonPayloadError, QueryPayloadError, UrlencodedError};
 use actix_web::middleware::from_fn;
 use actix_web::{App, HttpRequest, HttpServer, ResponseError, web};
 use base64::Engine;
@@ -20,15 +18,15 @@ use crate::auth::authenticator::{Authenticator, JwtMode};
 use crate::auth::jwt::{JwtAuthority, KeyOrigin};
 use crate::auth::password::hash_password_blocking;
 use crate::auth::random::{RandomError, random_bytes, random_token};
-use crate::auth::session_store::SessionBackend;
+use crate::auth::session_layer::SessionLayer;
 use crate::clock::Clock;
-use crate::config::{AuthMode, SameSitePolicy, Settings};
+use crate::config::{AuthMode, Settings};
 use crate::error::page_response;
 use crate::metrics::Metrics;
 use crate::routes;
 use crate::store::{Store, StoreError};
 use crate::users::{self, UserError};
-use crate::web::middleware::{reject_cross_site, security_headers, store_outage_as_503};
+use crate::web::middleware::{reject_cross_site, security_headers};
 
 /// What every handler can reach.
 pub struct AppState {
@@ -150,6 +148,15 @@ impl Application {
                 .map_err(crate::auth::password::PasswordError::from)??
                 .into();
 
+        if settings.server.active_sessions_refresh_secs > 0 {
+            let every = Duration::from_secs(settings.server.active_sessions_refresh_secs);
+            actix_web::rt::spawn(refresh_active_sessions(
+                Arc::downgrade(&store),
+                metrics.clone(),
+                every,
+            ));
+        }
+
         let listener =
             TcpListener::bind(&settings.server.bind).map_err(|source| StartupError::Bind {
                 addr: settings.server.bind.clone(),
@@ -217,32 +224,12 @@ fn run(
         n => n,
     };
     let server = HttpServer::new(move || {
-        let session = &state.settings.session;
-        let same_site = match session.same_site {
-            SameSitePolicy::Lax => SameSite::Lax,
-            SameSitePolicy::Strict => SameSite::Strict,
-        };
-        let sessions = SessionMiddleware::builder(
-            SessionBackend::new(state.store.clone()),
+        let sessions = SessionLayer::new(
+            state.store.clone(),
+            &state.settings.session,
             cookie_key.clone(),
-        )
-        .cookie_name(session.cookie_name.clone())
-        .cookie_secure(true)
-        .cookie_http_only(true)
-        .cookie_same_site(same_site)
-        .cookie_path("/".to_owned())
-        .cookie_domain(None)
-        .cookie_content_security(CookieContentSecurity::Signed)
-        // A browser-session cookie: the server alone decides when a session ends.
-        .session_lifecycle(
-            BrowserSession::default()
-                .state_ttl(time::Duration::seconds(session.idle_timeout_secs as i64)),
-        )
-        .build();
+        );
         App::new()
-            .wrap(from_fn(crate::web::middleware::apply_pending_cookies))
-            .wrap(sessions)
-            .wrap(from_fn(store_outage_as_503))
             .wrap(from_fn(reject_cross_site))
             .wrap(security_headers())
             .wrap(from_fn(crate::web::middleware::record_request_duration))
@@ -254,12 +241,13 @@ fn run(
                     .limit(body_limit)
                     .error_handler(form_error),
             )
+            .app_data(web::QueryConfig::default().error_handler(query_error))
             .app_data(
                 web::JsonConfig::default()
                     .limit(body_limit)
                     .error_handler(json_error),
             )
-            .configure(routes::configure)
+            .configure(|cfg| routes::configure(cfg, &sessions))
             .default_service(web::to(routes::not_found))
     })
     .workers(workers)
@@ -281,11 +269,46 @@ fn form_error(err: UrlencodedError, _req: &HttpRequest) -> actix_web::Error {
     InternalError::from_response(err, response).into()
 }
 
+/// A query string that does not fit the route's parameters (a text where a number belongs, a
+/// repeated parameter): 400, in JSON on the API.
+fn query_error(err: QueryPayloadError, req: &HttpRequest) -> actix_web::Error {
+    let response = if req.path().starts_with("/api/") {
+        actix_web::HttpResponse::BadRequest().json(serde_json::json!({
+            "error": "invalid",
+            "message": format!("malformed query string: {err}"),
+        }))
+    } else {
+        page_response(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "Bad request",
+            "The address has malformed parameters. Use the page's own links and forms.",
+        )
+    };
+    InternalError::from_response(err, response).into()
+}
+
 fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
     let status = err.status_code();
     let response = actix_web::HttpResponse::build(status)
         .json(serde_json::json!({"error": "invalid JSON body", "detail": err.to_string()}));
     InternalError::from_response(err, response).into()
+}
+
+/// Keeps the active-session gauge current off the request path, so a `/metrics` scrape costs
+/// no store call; ends once the application (its store) is gone.
+async fn refresh_active_sessions(store: Weak<Store>, metrics: Arc<Metrics>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(store) = store.upgrade() else { return };
+        match store.active_sessions().await {
+            Ok(active) => {
+                metrics.active_sessions.set(active as i64);
+            }
+            Err(e) => tracing::debug!(error = %e, "could not count active sessions"),
+        }
+    }
 }
 
 /// Redis may still be starting (or down) when we are: wait for it instead of crashing, so a

@@ -17,8 +17,7 @@ use crate::audit::Action;
 use crate::config::SameSitePolicy;
 use crate::startup::AppState;
 use crate::store::{
-    AUTH_AT_FIELD, DEVICE_FIELD, IP_FIELD, JTI_FIELD, REFRESH_FIELD, RefreshOutcome, StoreError,
-    UID_FIELD,
+    AUTH_AT_FIELD, DEVICE_FIELD, IP_FIELD, REFRESH_FIELD, RefreshOutcome, StoreError, UID_FIELD,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -150,7 +149,6 @@ impl Authenticator {
                     (DEVICE_FIELD.to_owned(), json(device)),
                     (AUTH_AT_FIELD.to_owned(), now.to_string()),
                     (REFRESH_FIELD.to_owned(), token_hash(&secret)),
-                    (JTI_FIELD.to_owned(), jti.clone()),
                 ];
                 state
                     .store
@@ -198,14 +196,12 @@ impl Authenticator {
         match (self, &identity.credential) {
             (Authenticator::Jwt(mode), _) => {
                 // The family remembers it for future refreshes; a new access token carries it now.
+                // The token it replaces stays valid until it expires, like any token of the
+                // family: revoking the family refuses all of them at once (deny-list).
                 let jti = new_jti()?;
                 state
                     .store
                     .set_session_field(&identity.handle, AUTH_AT_FIELD, &now.to_string())
-                    .await?;
-                state
-                    .store
-                    .set_session_field(&identity.handle, JTI_FIELD, &jti)
                     .await?;
                 let claims = mode.authority.claims(
                     &identity.username,
@@ -321,7 +317,7 @@ impl JwtMode {
                     let revoked = settings.denylist
                         && state
                             .store
-                            .is_revoked(&claims.jti, &claims.sub, claims.iat)
+                            .is_revoked(&claims.sid, &claims.sub, claims.iat)
                             .await?;
                     if !revoked {
                         let credential = if bearer.is_some() {
@@ -357,7 +353,7 @@ impl JwtMode {
         };
         let outcome = state
             .store
-            .rotate_refresh(&family, &token_hash(secret), &token_hash(&new_secret), &jti)
+            .rotate_refresh(&family, &token_hash(secret), &token_hash(&new_secret))
             .await?;
         match outcome {
             RefreshOutcome::Rotated {

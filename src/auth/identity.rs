@@ -123,8 +123,8 @@ pub enum AuthError {
     Anonymous { api: bool, next: String },
     #[error("missing role")]
     Forbidden { api: bool },
-    #[error("the store is unavailable")]
-    Unavailable { api: bool, source: StoreError },
+    #[error("a store call failed")]
+    Store { api: bool, source: StoreError },
 }
 
 impl ResponseError for AuthError {
@@ -133,7 +133,7 @@ impl ResponseError for AuthError {
             AuthError::Anonymous { api: true, .. } => StatusCode::UNAUTHORIZED,
             AuthError::Anonymous { api: false, .. } => StatusCode::SEE_OTHER,
             AuthError::Forbidden { .. } => StatusCode::FORBIDDEN,
-            AuthError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            AuthError::Store { source, .. } => crate::error::store_error_status(source.class()),
         }
     }
 
@@ -160,15 +160,9 @@ impl ResponseError for AuthError {
                 "Forbidden",
                 "Your account does not have the role this page needs.",
             ),
-            AuthError::Unavailable { api, source } => {
-                tracing::error!(error = %source, "store unavailable");
-                if *api {
-                    HttpResponse::ServiceUnavailable()
-                        .insert_header((header::RETRY_AFTER, "5"))
-                        .json(serde_json::json!({"error": "store unavailable"}))
-                } else {
-                    crate::error::service_unavailable_page()
-                }
+            AuthError::Store { api, source } => {
+                let cause = crate::error::cause_chain(source);
+                crate::error::store_error_response(&cause, source.class(), *api)
             }
         }
     }
@@ -182,7 +176,7 @@ async fn identify(req: HttpRequest) -> Result<Option<Identity>, AuthError> {
         .auth
         .identify(&req, state)
         .await
-        .map_err(|source| AuthError::Unavailable {
+        .map_err(|source| AuthError::Store {
             api: wants_json(&req),
             source,
         })

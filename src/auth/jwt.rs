@@ -21,7 +21,7 @@ pub const ACCESS_TOKEN_TYPE: &str = "at+jwt";
 
 #[derive(Debug, thiserror::Error)]
 pub enum JwtSetupError {
-    #[error("could not read the JWT private key {path}")]
+    #[error("could not read the JWT key file {path}")]
     ReadKey {
         path: String,
         #[source]
@@ -33,6 +33,14 @@ pub enum JwtSetupError {
     WeakSecret,
     #[error("key generation failed")]
     Generate,
+    #[error(
+        "jwt.previous_public_key_files: {path} is not a {alg:?} public key (PEM \"PUBLIC KEY\"): {reason}"
+    )]
+    BadPreviousKey {
+        path: String,
+        alg: JwtAlgorithm,
+        reason: String,
+    },
     #[error(transparent)]
     Random(#[from] RandomError),
 }
@@ -50,6 +58,10 @@ pub enum TokenError {
     WrongType,
     #[error("algorithm not allowed")]
     WrongAlgorithm,
+    #[error("no key with the token's kid verifies tokens here")]
+    UnknownKey,
+    #[error("issued in the future")]
+    IssuedInFuture,
     #[error("invalid signature or claims: {0}")]
     Invalid(String),
     #[error("expired")]
@@ -90,10 +102,21 @@ pub enum KeyOrigin {
 pub struct JwtAuthority {
     algorithm: Algorithm,
     encoding: EncodingKey,
-    decoding: DecodingKey,
+    /// The signing key's ID: in every token's header, and in the JWKS.
+    kid: String,
+    /// The keys tokens are verified with, by `kid`: the signing key first, then the previous
+    /// keys of a rotation (`jwt.previous_public_key_files`), which verify but never sign.
+    verifiers: Vec<Verifier>,
     jwks: Option<serde_json::Value>,
     validation: Validation,
     settings: JwtSettings,
+}
+
+/// A public key that verifies tokens, and how it is published.
+struct Verifier {
+    kid: String,
+    decoding: DecodingKey,
+    jwk: Option<serde_json::Value>,
 }
 
 fn algorithm(alg: JwtAlgorithm) -> Algorithm {
@@ -107,42 +130,27 @@ fn algorithm(alg: JwtAlgorithm) -> Algorithm {
 
 struct Keys {
     encoding: EncodingKey,
-    decoding: DecodingKey,
-    jwk: Option<serde_json::Value>,
+    verifier: Verifier,
 }
 
-/// Builds both keys and the public JWK from a PKCS#8 (or, for RSA, PKCS#1) private key.
+/// Builds the signing key and its verifier from a PKCS#8 (or, for RSA, PKCS#1) private key.
 fn keys_from_der(alg: JwtAlgorithm, der: &[u8], pem_label: &str) -> Result<Keys, JwtSetupError> {
     let bad = |reason: String| JwtSetupError::BadKey { alg, reason };
-    let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
     match alg {
         JwtAlgorithm::EdDSA => {
             let pair =
                 Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(|e| bad(e.to_string()))?;
-            let public = pair.public_key().as_ref().to_vec();
             Ok(Keys {
                 encoding: EncodingKey::from_ed_der(der),
-                jwk: Some(serde_json::json!({
-                    "kty": "OKP", "crv": "Ed25519", "x": b64(&public),
-                    "alg": "EdDSA", "use": "sig", "kid": kid(&public),
-                })),
-                decoding: DecodingKey::from_ed_der(&public),
+                verifier: verifier(alg, pair.public_key().as_ref()).map_err(bad)?,
             })
         }
         JwtAlgorithm::ES256 => {
             let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der)
                 .map_err(|e| bad(e.to_string()))?;
-            let point = pair.public_key().as_ref().to_vec();
-            if point.len() != 65 {
-                return Err(bad("not an uncompressed P-256 point".into()));
-            }
             Ok(Keys {
                 encoding: EncodingKey::from_ec_der(der),
-                jwk: Some(serde_json::json!({
-                    "kty": "EC", "crv": "P-256", "x": b64(&point[1..33]), "y": b64(&point[33..]),
-                    "alg": "ES256", "use": "sig", "kid": kid(&point),
-                })),
-                decoding: DecodingKey::from_ec_der(&point),
+                verifier: verifier(alg, pair.public_key().as_ref()).map_err(bad)?,
             })
         }
         JwtAlgorithm::RS256 => {
@@ -152,29 +160,114 @@ fn keys_from_der(alg: JwtAlgorithm, der: &[u8], pem_label: &str) -> Result<Keys,
                 aws_lc_rs::rsa::KeyPair::from_pkcs8(der)
             }
             .map_err(|e| bad(e.to_string()))?;
-            let public = pair.public_key();
             let pem = pem::encode(&pem::Pem::new(pem_label.to_owned(), der.to_vec()));
             let encoding =
                 EncodingKey::from_rsa_pem(pem.as_bytes()).map_err(|e| bad(e.to_string()))?;
             Ok(Keys {
                 encoding,
-                jwk: Some(serde_json::json!({
-                    "kty": "RSA",
-                    "n": b64(public.modulus().big_endian_without_leading_zero()),
-                    "e": b64(public.exponent().big_endian_without_leading_zero()),
-                    "alg": "RS256", "use": "sig", "kid": kid(public.as_ref()),
-                })),
-                decoding: DecodingKey::from_rsa_der(public.as_ref()),
+                verifier: verifier(alg, pair.public_key().as_ref()).map_err(bad)?,
             })
         }
         JwtAlgorithm::HS256 => Err(bad("HS256 takes jwt.hs256_secret, not a key file".into())),
     }
 }
 
+/// The verifier of a public key in its raw form: the 32-byte Ed25519 key, the uncompressed
+/// P-256 point, or the PKCS#1 `RSAPublicKey` DER. The key ID depends on the key alone, so a
+/// key keeps its `kid` when it moves from signing to verifying only.
+fn verifier(alg: JwtAlgorithm, public: &[u8]) -> Result<Verifier, String> {
+    let b64 = |bytes: &[u8]| URL_SAFE_NO_PAD.encode(bytes);
+    let kid = kid(public);
+    let (decoding, jwk) = match alg {
+        JwtAlgorithm::EdDSA => {
+            if public.len() != 32 {
+                return Err("not an Ed25519 public key".into());
+            }
+            let jwk = serde_json::json!({
+                "kty": "OKP", "crv": "Ed25519", "x": b64(public),
+                "alg": "EdDSA", "use": "sig", "kid": kid,
+            });
+            (DecodingKey::from_ed_der(public), jwk)
+        }
+        JwtAlgorithm::ES256 => {
+            if public.len() != 65 || public[0] != 4 {
+                return Err("not an uncompressed P-256 point".into());
+            }
+            let jwk = serde_json::json!({
+                "kty": "EC", "crv": "P-256", "x": b64(&public[1..33]), "y": b64(&public[33..]),
+                "alg": "ES256", "use": "sig", "kid": kid,
+            });
+            (DecodingKey::from_ec_der(public), jwk)
+        }
+        JwtAlgorithm::RS256 => {
+            let key = aws_lc_rs::rsa::PublicKey::from_der(public).map_err(|e| e.to_string())?;
+            let jwk = serde_json::json!({
+                "kty": "RSA",
+                "n": b64(key.modulus().big_endian_without_leading_zero()),
+                "e": b64(key.exponent().big_endian_without_leading_zero()),
+                "alg": "RS256", "use": "sig", "kid": kid,
+            });
+            (DecodingKey::from_rsa_der(key.as_ref()), jwk)
+        }
+        JwtAlgorithm::HS256 => return Err("HS256 has no public key".into()),
+    };
+    Ok(Verifier {
+        kid,
+        decoding,
+        jwk: Some(jwk),
+    })
+}
+
+/// A previous signing key's public half, from a PEM file (`PUBLIC KEY`, or `RSA PUBLIC KEY`
+/// for RS256), as `openssl pkey -pubout` writes it.
+fn previous_verifier(alg: JwtAlgorithm, path: &str) -> Result<Verifier, JwtSetupError> {
+    let bad = |reason: String| JwtSetupError::BadPreviousKey {
+        path: path.to_owned(),
+        alg,
+        reason,
+    };
+    let text = std::fs::read(path).map_err(|source| JwtSetupError::ReadKey {
+        path: path.to_owned(),
+        source,
+    })?;
+    let parsed = pem::parse(&text).map_err(|e| bad(e.to_string()))?;
+    if !matches!(parsed.tag(), "PUBLIC KEY" | "RSA PUBLIC KEY") {
+        return Err(bad(format!(
+            "found a {:?} PEM; give the public key only",
+            parsed.tag()
+        )));
+    }
+    let raw = |key: jsonwebtoken::errors::Result<DecodingKey>| match key {
+        Ok(key) => match key.kind() {
+            jsonwebtoken::DecodingKeyKind::SecretOrDer(raw) => Ok(raw.clone()),
+            jsonwebtoken::DecodingKeyKind::RsaModulusExponent { .. } => {
+                Err(bad("unexpected key form".into()))
+            }
+        },
+        Err(e) => Err(bad(e.to_string())),
+    };
+    let public = match alg {
+        JwtAlgorithm::EdDSA => raw(DecodingKey::from_ed_pem(&text))?,
+        JwtAlgorithm::ES256 => raw(DecodingKey::from_ec_pem(&text))?,
+        JwtAlgorithm::RS256 => aws_lc_rs::rsa::PublicKey::from_der(parsed.contents())
+            .map_err(|e| bad(e.to_string()))?
+            .as_ref()
+            .to_vec(),
+        JwtAlgorithm::HS256 => return Err(bad("HS256 keys are secrets, not PEM files".into())),
+    };
+    verifier(alg, &public).map_err(bad)
+}
+
 /// A short, stable key ID: the first 64 bits of SHA-256 of the public key.
 fn kid(public: &[u8]) -> String {
     use sha2::{Digest, Sha256};
     URL_SAFE_NO_PAD.encode(&Sha256::digest(public)[..8])
+}
+
+/// HS256's key ID: derived from the secret by HMAC, so it names the key without revealing it.
+fn secret_kid(secret: &[u8]) -> String {
+    let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, secret);
+    URL_SAFE_NO_PAD.encode(&aws_lc_rs::hmac::sign(&key, b"sessiond kid").as_ref()[..8])
 }
 
 fn generated_der(alg: JwtAlgorithm) -> Result<(Vec<u8>, &'static str), JwtSetupError> {
@@ -217,8 +310,11 @@ impl JwtAuthority {
             }
             let keys = Keys {
                 encoding: EncodingKey::from_secret(&secret),
-                decoding: DecodingKey::from_secret(&secret),
-                jwk: None,
+                verifier: Verifier {
+                    kid: secret_kid(&secret),
+                    decoding: DecodingKey::from_secret(&secret),
+                    jwk: None,
+                },
             };
             (keys, origin)
         } else if settings.private_key_file.is_empty() {
@@ -239,10 +335,16 @@ impl JwtAuthority {
                 KeyOrigin::File,
             )
         };
-        Ok((JwtAuthority::new(settings, keys), origin))
+        let previous = settings
+            .previous_public_key_files
+            .iter()
+            .filter(|path| !path.trim().is_empty())
+            .map(|path| previous_verifier(alg, path.trim()))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((JwtAuthority::new(settings, keys, previous), origin))
     }
 
-    fn new(settings: &JwtSettings, keys: Keys) -> JwtAuthority {
+    fn new(settings: &JwtSettings, keys: Keys, previous: Vec<Verifier>) -> JwtAuthority {
         let alg = algorithm(settings.algorithm);
         let mut validation = Validation::new(alg);
         validation.algorithms = vec![alg];
@@ -255,11 +357,21 @@ impl JwtAuthority {
         validation.validate_exp = false;
         validation.validate_nbf = false;
         validation.leeway = settings.leeway_secs;
+        let mut verifiers = vec![keys.verifier];
+        for key in previous {
+            // The same key listed twice, or the current key listed as previous, verifies once.
+            if !verifiers.iter().any(|v| v.kid == key.kid) {
+                verifiers.push(key);
+            }
+        }
+        let published: Vec<serde_json::Value> =
+            verifiers.iter().filter_map(|v| v.jwk.clone()).collect();
         JwtAuthority {
             algorithm: alg,
             encoding: keys.encoding,
-            decoding: keys.decoding,
-            jwks: keys.jwk.map(|jwk| serde_json::json!({"keys": [jwk]})),
+            kid: verifiers[0].kid.clone(),
+            jwks: (!published.is_empty()).then(|| serde_json::json!({ "keys": published })),
+            verifiers,
             validation,
             settings: settings.clone(),
         }
@@ -269,7 +381,8 @@ impl JwtAuthority {
         &self.settings
     }
 
-    /// The public keys as a JWK Set; `None` for HS256, whose key must never leave the server.
+    /// The public keys as a JWK Set, the signing key first, then the previous keys still
+    /// accepted; `None` for HS256, whose key must never leave the server.
     pub fn jwks(&self) -> Option<&serde_json::Value> {
         self.jwks.as_ref()
     }
@@ -277,6 +390,7 @@ impl JwtAuthority {
     pub fn mint(&self, claims: &AccessClaims) -> Result<String, jsonwebtoken::errors::Error> {
         let mut header = Header::new(self.algorithm);
         header.typ = Some(ACCESS_TOKEN_TYPE.to_owned());
+        header.kid = Some(self.kid.clone());
         jsonwebtoken::encode(&header, claims, &self.encoding)
     }
 
@@ -312,12 +426,13 @@ impl JwtAuthority {
         if token.len() > self.settings.max_token_bytes {
             return Err(TokenError::TooLarge);
         }
-        self.check_header(token)?;
-        let data = jsonwebtoken::decode::<AccessClaims>(token, &self.decoding, &self.validation)
-            .map_err(|e| match e.kind() {
+        let key = self.check_header(token)?;
+        let data = jsonwebtoken::decode::<AccessClaims>(token, key, &self.validation).map_err(
+            |e| match e.kind() {
                 jsonwebtoken::errors::ErrorKind::InvalidAlgorithm => TokenError::WrongAlgorithm,
                 _ => TokenError::Invalid(e.to_string()),
-            })?;
+            },
+        )?;
         let claims = data.claims;
         let leeway = self.settings.leeway_secs as i64;
         if claims.exp <= now - leeway {
@@ -326,16 +441,22 @@ impl JwtAuthority {
         if claims.nbf > now + leeway {
             return Err(TokenError::NotYetValid);
         }
+        // A token dated in the future would outlive the deny-list's per-user "not before"
+        // marker (compared with `iat`): revoke-all, disable, demotion and password changes.
+        if claims.iat > now + leeway || claims.iat > claims.exp {
+            return Err(TokenError::IssuedInFuture);
+        }
         Ok(claims)
     }
 
-    /// Our own look at the header before the library's: it must name our token type and must
-    /// not carry `crit` (RFC 7515 4.1.11: unknown critical extensions mean reject). The
+    /// Our own look at the header before the library's: it must name our token type, must
+    /// not carry `crit` (RFC 7515 4.1.11: unknown critical extensions mean reject), and its
+    /// `kid` must name one of the configured keys, which is the one that verifies it. The
     /// algorithm is pinned by the library's validation (`algorithms = [configured]`), and an
     /// unknown `alg` such as `none` does not even parse.
-    /// Key references in the header (`jwk`, `jku`, `x5u`, `x5c`, `kid`) are never consulted:
-    /// the verifying key is fixed by configuration.
-    fn check_header(&self, token: &str) -> Result<(), TokenError> {
+    /// Key material in the header (`jwk`, `jku`, `x5u`, `x5c`) is never consulted, and `kid`
+    /// only selects among the keys configuration gave us.
+    fn check_header(&self, token: &str) -> Result<&DecodingKey, TokenError> {
         let mut parts = token.split('.');
         let (Some(header), Some(_), Some(_), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -350,11 +471,20 @@ impl JwtAuthority {
         if header.contains_key("crit") {
             return Err(TokenError::Critical);
         }
-
         if header.get("typ").and_then(|t| t.as_str()) != Some(ACCESS_TOKEN_TYPE) {
             return Err(TokenError::WrongType);
         }
-        Ok(())
+        let kid = header.get("kid").and_then(|k| k.as_str());
+        self.verifiers
+            .iter()
+            .find(|v| Some(v.kid.as_str()) == kid)
+            .map(|v| &v.decoding)
+            .ok_or(TokenError::UnknownKey)
+    }
+
+    /// The signing key's ID, as tokens and the JWKS carry it.
+    pub fn kid(&self) -> &str {
+        &self.kid
     }
 }
 

@@ -6,6 +6,7 @@ pub mod identity;
 pub mod jwt;
 pub mod password;
 pub mod random;
+pub mod session_layer;
 pub mod session_store;
 pub mod throttle;
 

@@ -10,6 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
 use super::random::{RandomError, random_token};
+use super::session_layer::note_failure;
 use crate::store::{Store, UID_FIELD};
 
 type SessionState = std::collections::HashMap<String, String>;
@@ -17,6 +18,7 @@ type SessionState = std::collections::HashMap<String, String>;
 /// A session ID is 32 bytes from the OS CSPRNG, base64url without padding.
 pub const SESSION_ID_LEN: usize = 43;
 
+#[derive(Clone)]
 pub struct SessionBackend {
     store: Arc<Store>,
 }
@@ -63,7 +65,7 @@ impl SessionStore for SessionBackend {
         self.store
             .load_session(&hash)
             .await
-            .map_err(|e| LoadError::Other(e.into()))
+            .map_err(|e| LoadError::Other(note_failure(e)))
     }
 
     async fn save(&self, state: SessionState, _ttl: &Duration) -> Result<SessionKey, SaveError> {
@@ -78,7 +80,7 @@ impl SessionStore for SessionBackend {
                 application_fields(state),
             )
             .await
-            .map_err(|e| SaveError::Other(e.into()))?;
+            .map_err(|e| SaveError::Other(note_failure(e)))?;
         SessionKey::try_from(id).map_err(|e| SaveError::Other(e.into()))
     }
 
@@ -92,7 +94,7 @@ impl SessionStore for SessionBackend {
             self.store
                 .update_session(&hash, application_fields(state))
                 .await
-                .map_err(|e| UpdateError::Other(e.into()))?;
+                .map_err(|e| UpdateError::Other(note_failure(e)))?;
         }
         Ok(key)
     }
@@ -105,7 +107,10 @@ impl SessionStore for SessionBackend {
 
     async fn delete(&self, key: &SessionKey) -> Result<(), anyhow::Error> {
         if let Some(hash) = presented_hash(key) {
-            self.store.delete_session(&hash).await?;
+            self.store
+                .delete_session(&hash)
+                .await
+                .map_err(note_failure)?;
         }
         Ok(())
     }

@@ -314,7 +314,7 @@ impl Report {
         out.push_str("\n## Targets\n\n");
         out.push_str(&self.targets_table());
         out.push_str(&self.limits());
-        out.push_str("\n## Revocation windows, by action\n\nA victim signs in, a thief copies every cookie, the action runs, and the thief's copy is polled every 20 ms until refused. JWT modes run this with a short access-token lifetime so it finishes (shown); with the default 5 minutes the plain-JWT windows scale accordingly.\n\n| mode | action | accepted after the action | until refused | refused |\n|---|---|---|---|---|\n");
+        out.push_str("\n## Revocation windows, by action\n\nA victim signs in, a thief copies every cookie, the victim types the password again (step-up: in JWT mode a new access token the thief does not hold), the action runs, and the thief's copy is polled every 20 ms until refused. JWT modes run this with a short access-token lifetime so it finishes (shown); with the default 5 minutes the plain-JWT windows scale accordingly.\n\n| mode | action | accepted after the action | until refused | refused |\n|---|---|---|---|---|\n");
         for mode in &self.modes {
             for (scenario, w) in &mode.revocation {
                 let _ = writeln!(

@@ -22,14 +22,9 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     }
 }
 
-/// Prometheus text format. The active-session gauge is refreshed from the store per scrape.
+/// Prometheus text format. A scrape costs no store call: the active-session gauge is
+/// refreshed in the background every `server.active_sessions_refresh_secs`.
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    match state.store.active_sessions().await {
-        Ok(active) => {
-            state.metrics.active_sessions.set(active as i64);
-        }
-        Err(e) => tracing::warn!(error = %e, "could not count active sessions"),
-    }
     match state.metrics.encode() {
         Ok(text) => HttpResponse::Ok()
             .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")

@@ -7,96 +7,97 @@ pub mod health;
 pub mod home;
 pub mod login;
 pub mod logout;
+pub mod paging;
 pub mod static_files;
 
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, http::header, web};
 use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::auth::Identity;
+use crate::auth::session_layer::SessionLayer;
 use crate::config::Settings;
 use crate::error::{PageError, page_response};
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/", web::get().to(home::get))
+/// The route table. Routes that need the identity or the session go through `sessions`
+/// (actix-session's middleware, per resource); the rest never touch the store.
+pub fn configure(cfg: &mut web::ServiceConfig, sessions: &SessionLayer) {
+    let page = |path: &str| sessions.clone().wrap(web::resource(path));
+    cfg.service(page("/").route(web::get().to(home::get)))
         .service(
-            web::resource("/login")
+            page("/login")
                 .route(web::get().to(login::get::get))
                 .route(web::post().to(login::post::post))
                 .default_service(web::to(method_not_allowed)),
         )
         .service(
-            web::resource("/logout")
+            page("/logout")
                 .route(web::post().to(logout::post))
                 .default_service(web::to(method_not_allowed)),
         )
-        .route("/account/sessions", web::get().to(account::sessions::get))
-        .route(
-            "/account/sessions/revoke-others",
-            web::post().to(account::sessions::revoke_others),
+        .service(page("/account/sessions").route(web::get().to(account::sessions::get)))
+        .service(
+            page("/account/sessions/revoke-others")
+                .route(web::post().to(account::sessions::revoke_others)),
         )
-        .route(
-            "/account/sessions/{handle}/revoke",
-            web::post().to(account::sessions::revoke),
+        .service(
+            page("/account/sessions/{handle}/revoke")
+                .route(web::post().to(account::sessions::revoke)),
         )
-        .route("/account/password", web::post().to(account::password::post))
-        .route("/account/reauth", web::get().to(account::reauth::get))
-        .route("/account/reauth", web::post().to(account::reauth::post))
-        .route("/admin", web::get().to(admin::get))
-        .route("/admin/users", web::get().to(admin::users::list))
-        .route("/admin/users", web::post().to(admin::users::create))
-        .route("/admin/users/{name}", web::get().to(admin::users::show))
-        .route(
-            "/admin/users/{name}/roles",
-            web::post().to(admin::users::set_roles),
+        .service(page("/account/password").route(web::post().to(account::password::post)))
+        .service(
+            page("/account/reauth")
+                .route(web::get().to(account::reauth::get))
+                .route(web::post().to(account::reauth::post)),
         )
-        .route(
-            "/admin/users/{name}/password-reset",
-            web::post().to(admin::users::reset_password),
+        .service(page("/admin").route(web::get().to(admin::get)))
+        .service(
+            page("/admin/users")
+                .route(web::get().to(admin::users::list))
+                .route(web::post().to(admin::users::create)),
         )
-        .route(
-            "/admin/users/{name}/sessions/revoke-all",
-            web::post().to(admin::users::revoke_all),
+        .service(page("/admin/users/{name}").route(web::get().to(admin::users::show)))
+        .service(page("/admin/users/{name}/roles").route(web::post().to(admin::users::set_roles)))
+        .service(
+            page("/admin/users/{name}/password-reset")
+                .route(web::post().to(admin::users::reset_password)),
         )
-        .route(
-            "/admin/users/{name}/sessions/{handle}/revoke",
-            web::post().to(admin::users::revoke_session),
+        .service(
+            page("/admin/users/{name}/sessions/revoke-all")
+                .route(web::post().to(admin::users::revoke_all)),
         )
-        .route(
-            "/admin/users/{name}/{action}",
-            web::post().to(admin::users::set_disabled),
+        .service(
+            page("/admin/users/{name}/sessions/{handle}/revoke")
+                .route(web::post().to(admin::users::revoke_session)),
         )
-        .route("/admin/sessions", web::get().to(admin::sessions::list))
-        .route("/admin/audit", web::get().to(admin::audit::list))
-        .route("/api/me", web::get().to(api::me::get))
-        .route("/api/csrf", web::get().to(api::csrf_token))
-        .route("/api/reauth", web::post().to(api::reauth))
-        .route("/api/admin/users", web::get().to(api::admin::list_users))
-        .route("/api/admin/users", web::post().to(api::admin::create_user))
-        .route(
-            "/api/admin/users/{name}/sessions",
-            web::get().to(api::admin::user_sessions),
+        .service(
+            page("/admin/users/{name}/{action}").route(web::post().to(admin::users::set_disabled)),
         )
-        .route(
-            "/api/admin/users/{name}/sessions",
-            web::delete().to(api::admin::revoke_all),
+        .service(page("/admin/sessions").route(web::get().to(admin::sessions::list)))
+        .service(page("/admin/audit").route(web::get().to(admin::audit::list)))
+        .service(page("/api/me").route(web::get().to(api::me::get)))
+        .service(page("/api/csrf").route(web::get().to(api::csrf_token)))
+        .service(page("/api/reauth").route(web::post().to(api::reauth)))
+        .service(
+            page("/api/admin/users")
+                .route(web::get().to(api::admin::list_users))
+                .route(web::post().to(api::admin::create_user)),
         )
-        .route(
-            "/api/admin/users/{name}/sessions/{handle}",
-            web::delete().to(api::admin::revoke_session),
+        .service(
+            page("/api/admin/users/{name}/sessions")
+                .route(web::get().to(api::admin::user_sessions))
+                .route(web::delete().to(api::admin::revoke_all)),
         )
-        .route(
-            "/api/admin/users/{name}/roles",
-            web::put().to(api::admin::set_roles),
+        .service(
+            page("/api/admin/users/{name}/sessions/{handle}")
+                .route(web::delete().to(api::admin::revoke_session)),
         )
-        .route(
-            "/api/admin/users/{name}/disabled",
-            web::put().to(api::admin::set_disabled),
+        .service(page("/api/admin/users/{name}/roles").route(web::put().to(api::admin::set_roles)))
+        .service(
+            page("/api/admin/users/{name}/disabled").route(web::put().to(api::admin::set_disabled)),
         )
-        .route(
-            "/api/admin/sessions",
-            web::get().to(api::admin::list_sessions),
-        )
-        .route("/api/admin/audit", web::get().to(api::admin::audit))
+        .service(page("/api/admin/sessions").route(web::get().to(api::admin::list_sessions)))
+        .service(page("/api/admin/audit").route(web::get().to(api::admin::audit)))
+        // No identity, no session: these cost no store call whatever cookies they carry.
         .route("/metrics", web::get().to(health::metrics))
         .route("/.well-known/jwks.json", web::get().to(health::jwks))
         .route("/healthz", web::get().to(health::healthz))

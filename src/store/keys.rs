@@ -13,13 +13,12 @@
 //! | `{p}audit`, `{p}audit:u:{user}` | stream | capped (~10,000 / ~500 entries) | the audit log, globally and per user named in an entry |
 //! | `{p}stat:{kind}:{minute}` | string (counter) | 48 h | logins, failed logins and revocations per minute, for the dashboard chart |
 //! | `{p}secret:{name}` | string | none | shared secrets generated once for all instances (`cookie_key`) |
-//! | `{p}deny:{jti}` | string | the access-token lifetime | JWT mode: an access token revoked before its expiry (logout, one session revoked) |
+//! | `{p}deny:{sid_hash}` | string | the access-token lifetime | JWT mode: a refresh family ended before its access tokens expired (logout, revoke, revoke-all, refresh-token reuse): every access token minted for it is refused |
 //! | `{p}nbf:{user}` | string | the access-token lifetime | JWT mode: tokens of this user issued at or before this second are refused (revoke-all, disable, role or password change) |
 //!
 //! In JWT mode a refresh family is stored exactly like a session (so every listing and
 //! revocation applies to it), with three more fields: `rt` (hash of the current refresh
-//! token), `prt`/`rot` (the previous one and when it was rotated) and `jti` (the last access
-//! token minted for it).
+//! token), `prt`/`rot` (the previous one and when it was rotated).
 //!
 //! `sid_hash` is base64url of the first 128 bits of SHA-256(session ID): Redis never holds a
 //! usable session ID, so a leaked dump or a `MONITOR` feed cannot be replayed as a cookie, and

@@ -6,9 +6,9 @@ use std::sync::{Mutex, MutexGuard};
 
 use super::{
     AUDIT_CAP, AuditEntry, CREATED_FIELD, Counter, DEVICE_FIELD, GuardedChange, HANDLE_FIELD,
-    IP_FIELD, JTI_FIELD, Page, REFRESH_FIELD, ROLES_FIELD, RefreshOutcome, SEEN_FIELD,
-    STATS_RETENTION_SECS, SessionInfo, SessionPolicy, Stat, StoreError, UID_FIELD, UserRecord,
-    UserSummary, is_admin, minute_of,
+    IP_FIELD, Page, REFRESH_FIELD, ROLES_FIELD, RefreshOutcome, SEEN_FIELD, STATS_RETENTION_SECS,
+    SessionInfo, SessionPolicy, Stat, StoreError, UID_FIELD, UserRecord, UserSummary, is_admin,
+    minute_of,
 };
 use crate::clock::Clock;
 
@@ -31,7 +31,7 @@ struct Inner {
     secrets: HashMap<String, String>,
     audit: VecDeque<AuditEntry>,
     stats: HashMap<(&'static str, i64), u64>,
-    /// JWT deny-list: jti -> until when.
+    /// JWT deny-list: refresh family (handle) -> until when.
     denied: HashMap<String, i64>,
     /// JWT per-user "not before": user -> (second, until when).
     not_before: HashMap<String, (i64, i64)>,
@@ -188,19 +188,17 @@ impl MemoryStore {
         let now = self.clock.now();
         let mut inner = self.lock();
         let removed = inner.remove_session(sid_hash);
-        self.deny(&mut inner, removed.as_ref(), now);
+        self.deny(&mut inner, sid_hash, removed.as_ref(), now);
         Ok(())
     }
 
-    /// JWT mode: puts the last access token minted for a removed family on the deny-list.
-    fn deny(&self, inner: &mut Inner, removed: Option<&MemorySession>, now: i64) {
-        if self.policy.marker_secs == 0 {
-            return;
-        }
-        if let Some(jti) = removed.and_then(|s| s.fields.get(JTI_FIELD)) {
+    /// JWT mode: puts a removed family on the deny-list, refusing every access token minted
+    /// for it.
+    fn deny(&self, inner: &mut Inner, family: &str, removed: Option<&MemorySession>, now: i64) {
+        if self.policy.marker_secs > 0 && removed.is_some_and(|s| s.uid.is_some()) {
             inner
                 .denied
-                .insert(jti.clone(), now + self.policy.marker_secs);
+                .insert(family.to_owned(), now + self.policy.marker_secs);
         }
     }
 
@@ -217,7 +215,6 @@ impl MemoryStore {
         family: &str,
         presented_hash: &str,
         new_hash: &str,
-        new_jti: &str,
     ) -> Result<RefreshOutcome, StoreError> {
         let now = self.clock.now();
         let mut inner = self.lock();
@@ -234,7 +231,7 @@ impl MemoryStore {
         };
         let (true, Some(roles)) = (alive, roles) else {
             let removed = inner.remove_session(family);
-            self.deny(&mut inner, removed.as_ref(), now);
+            self.deny(&mut inner, family, removed.as_ref(), now);
             return Ok(RefreshOutcome::Gone);
         };
         let field = |name: &str| session.fields.get(name).cloned().unwrap_or_default();
@@ -249,7 +246,6 @@ impl MemoryStore {
                     .fields
                     .insert("prt".into(), presented_hash.to_owned());
                 session.fields.insert("rot".into(), now.to_string());
-                session.fields.insert(JTI_FIELD.into(), new_jti.to_owned());
                 session.seen = now;
             }
             inner
@@ -269,7 +265,7 @@ impl MemoryStore {
             return Ok(RefreshOutcome::Raced);
         }
         let removed = inner.remove_session(family);
-        self.deny(&mut inner, removed.as_ref(), now);
+        self.deny(&mut inner, family, removed.as_ref(), now);
         Ok(RefreshOutcome::Reused { user: uid })
     }
 
@@ -290,13 +286,13 @@ impl MemoryStore {
 
     pub async fn is_revoked(
         &self,
-        jti: &str,
+        family: &str,
         user: &str,
         issued_at: i64,
     ) -> Result<bool, StoreError> {
         let now = self.clock.now();
         let inner = self.lock();
-        let denied = inner.denied.get(jti).is_some_and(|until| *until > now);
+        let denied = inner.denied.get(family).is_some_and(|until| *until > now);
         let before = inner
             .not_before
             .get(user)
@@ -322,7 +318,7 @@ impl MemoryStore {
             if removed.is_some() {
                 live += 1;
             }
-            self.deny(&mut inner, removed.as_ref(), now);
+            self.deny(&mut inner, hash, removed.as_ref(), now);
         }
         if keep.is_none() {
             self.mark_not_before(&mut inner, user, now);
@@ -338,7 +334,7 @@ impl MemoryStore {
             .is_some_and(|s| s.uid.as_deref() == Some(user));
         if owned {
             let removed = inner.remove_session(handle);
-            self.deny(&mut inner, removed.as_ref(), self.clock.now());
+            self.deny(&mut inner, handle, removed.as_ref(), self.clock.now());
         }
         Ok(owned)
     }
@@ -385,7 +381,7 @@ impl MemoryStore {
     ) -> Result<Page<SessionInfo>, StoreError> {
         let now = self.clock.now();
         let inner = self.lock();
-        let after: Option<u64> = after.and_then(|a| a.parse().ok());
+        let after: Option<u64> = after.and_then(sequence_of);
         let mut live = inner
             .recent
             .iter()
@@ -400,7 +396,8 @@ impl MemoryStore {
             });
         let page: Vec<(u64, SessionInfo)> = live.by_ref().take(limit).collect();
         let next = if live.next().is_some() {
-            page.last().map(|(sequence, _)| sequence.to_string())
+            page.last()
+                .map(|(sequence, info)| stream_id(info.created, *sequence))
         } else {
             None
         };
@@ -582,7 +579,7 @@ impl MemoryStore {
         let mut inner = self.lock();
         inner.sequence += 1;
         let mut entry = entry.clone();
-        entry.id = inner.sequence.to_string();
+        entry.id = stream_id(now, inner.sequence);
         inner.audit.push_back(entry);
         while inner.audit.len() > AUDIT_CAP {
             inner.audit.pop_front();
@@ -605,12 +602,12 @@ impl MemoryStore {
         limit: usize,
     ) -> Result<Page<AuditEntry>, StoreError> {
         let inner = self.lock();
-        let before: Option<u64> = before.and_then(|b| b.parse().ok());
+        let before: Option<u64> = before.and_then(sequence_of);
         let mut matching = inner
             .audit
             .iter()
             .rev()
-            .filter(|e| before.is_none_or(|b| e.id.parse::<u64>().is_ok_and(|id| id < b)))
+            .filter(|e| before.is_none_or(|b| sequence_of(&e.id).is_some_and(|id| id < b)))
             .filter(|e| user.is_none_or(|u| e.actor == u || e.target == u));
         let items: Vec<AuditEntry> = matching.by_ref().take(limit).cloned().collect();
         let next = if matching.next().is_some() {
@@ -647,4 +644,14 @@ impl Inner {
         }
         Some(session)
     }
+}
+
+/// Cursors look like Redis stream IDs (`<milliseconds>-<sequence>`), so both stores hand out
+/// and accept the same shape; here the sequence alone orders entries.
+fn stream_id(unix_secs: i64, sequence: u64) -> String {
+    format!("{}-{sequence}", unix_secs.max(0) * 1000)
+}
+
+fn sequence_of(id: &str) -> Option<u64> {
+    id.split_once('-')?.1.parse().ok()
 }

@@ -3,12 +3,14 @@
 //! (expiry, the per-user index, roles read with the session); the behaviour suite runs
 //! against each.
 
+mod error;
 pub mod keys;
 mod memory;
 mod redis;
 
 use std::collections::HashMap;
 
+pub use error::{ErrorClass, StoreCause, StoreError};
 pub use memory::MemoryStore;
 pub use redis::RedisStore;
 
@@ -32,22 +34,6 @@ pub const IP_FIELD: &str = "ip";
 /// Browser and OS, read from the user agent at login ("Chrome 156 on Linux").
 pub const DEVICE_FIELD: &str = "dev";
 pub const CSRF_FIELD: &str = "csrf";
-
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("redis command failed")]
-    Redis(#[from] ::redis::RedisError),
-    #[error("no redis connection could be had")]
-    Pool(#[from] deadpool_redis::PoolError),
-    #[error("redis did not answer within {0} ms")]
-    Timeout(u64),
-    #[error("the store holds data this version cannot read: {0}")]
-    Corrupt(String),
-    #[error("the memory store lives inside the server process; point store.url at Redis")]
-    MemoryOutsideServer,
-    #[error("invalid store url {0:?}: expected memory://, redis:// or rediss://")]
-    BadUrl(String),
-}
 
 /// How long the session rules give a session; passed to every load and save.
 #[derive(Debug, Clone, Copy)]
@@ -146,7 +132,6 @@ pub enum RefreshOutcome {
 
 /// Fields of a JWT refresh family beyond those of a session.
 pub const REFRESH_FIELD: &str = "rt";
-pub const JTI_FIELD: &str = "jti";
 
 /// The result of a change the last-admin guard may refuse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -296,9 +281,8 @@ impl Store {
         family: &str,
         presented_hash: &str,
         new_hash: &str,
-        new_jti: &str,
     ) -> Result<RefreshOutcome, StoreError> {
-        dispatch!(self.rotate_refresh(family, presented_hash, new_hash, new_jti))
+        dispatch!(self.rotate_refresh(family, presented_hash, new_hash))
     }
 
     /// Sets one field of a live session; false when it is gone.
@@ -311,14 +295,16 @@ impl Store {
         dispatch!(self.set_session_field(sid_hash, field, value))
     }
 
-    /// JWT deny-list: whether the token `jti` of `user`, issued at `issued_at`, was revoked.
+    /// JWT deny-list: whether an access token of refresh family `family` (its handle, the
+    /// token's `sid`), of `user`, issued at `issued_at`, was revoked: its family was ended, or
+    /// the user's tokens up to that second were.
     pub async fn is_revoked(
         &self,
-        jti: &str,
+        family: &str,
         user: &str,
         issued_at: i64,
     ) -> Result<bool, StoreError> {
-        dispatch!(self.is_revoked(jti, user, issued_at))
+        dispatch!(self.is_revoked(family, user, issued_at))
     }
 
     /// Deletes every session of `user` except `keep` (a handle); returns how many were live.

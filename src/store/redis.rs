@@ -94,14 +94,14 @@ if #args > 0 then redis.call('HSET', KEYS[1], unpack(args)) end
 return 1
 "#;
 
-/// Deletes a session and its entry in the owner's index; in JWT mode (ARGV[4] > 0) the last
-/// access token minted for it goes on the deny-list.
+/// Deletes a session and its entry in the owner's index; in JWT mode (ARGV[4] > 0) the family
+/// goes on the deny-list, so every access token minted for it is refused.
 const DELETE_SESSION: &str = r#"
-local fields = redis.call('HMGET', KEYS[1], 'uid', 'jti')
+local uid = redis.call('HGET', KEYS[1], 'uid')
 redis.call('DEL', KEYS[1])
-if fields[1] then redis.call('ZREM', ARGV[1] .. cjson.decode(fields[1]), ARGV[2]) end
-if fields[2] and tonumber(ARGV[4]) > 0 then
-  redis.call('SET', ARGV[3] .. fields[2], '1', 'EX', ARGV[4])
+if uid then
+  redis.call('ZREM', ARGV[1] .. cjson.decode(uid), ARGV[2])
+  if tonumber(ARGV[4]) > 0 then redis.call('SET', ARGV[3] .. ARGV[2], '1', 'EX', ARGV[4]) end
 end
 return 1
 "#;
@@ -124,16 +124,14 @@ local uid = cjson.decode(s['uid'])
 local function drop()
   redis.call('DEL', KEYS[1])
   redis.call('ZREM', ARGV[5] .. uid, ARGV[6])
-  if s['jti'] and tonumber(ARGV[14]) > 0 then
-    redis.call('SET', ARGV[13] .. s['jti'], '1', 'EX', ARGV[14])
-  end
+  if tonumber(ARGV[13]) > 0 then redis.call('SET', ARGV[12] .. ARGV[6], '1', 'EX', ARGV[13]) end
 end
 if now >= math.min(seen + idle, created + absolute) then drop() return {'gone'} end
 local user = redis.call('HMGET', ARGV[4] .. uid, 'roles', 'disabled')
 if not user[1] or user[2] == '1' then drop() return {'gone'} end
 if s['rt'] == ARGV[7] then
   local expires = math.min(now + idle, created + absolute)
-  redis.call('HSET', KEYS[1], 'rt', ARGV[8], 'prt', ARGV[7], 'rot', ARGV[1], '_s', ARGV[1], 'jti', ARGV[12])
+  redis.call('HSET', KEYS[1], 'rt', ARGV[8], 'prt', ARGV[7], 'rot', ARGV[1], '_s', ARGV[1])
   redis.call('EXPIREAT', KEYS[1], expires)
   redis.call('ZADD', ARGV[5] .. uid, expires, ARGV[6])
   local active = ARGV[10] .. math.floor(now / 60)
@@ -177,15 +175,14 @@ return 1
 "#;
 
 /// Deletes every session in a user's index but one (`ARGV[2]`, may be empty); returns how many
-/// were live. In JWT mode (ARGV[5] > 0) each one's last access token is denied, and without a
+/// were live. In JWT mode (ARGV[5] > 0) each family goes on the deny-list, and without a
 /// session to keep, every token of the user issued up to now (`KEYS[2]`, "not before").
 const REVOKE_ALL: &str = r#"
 local live = 0
 local marker = tonumber(ARGV[5])
 for _, h in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
   if h ~= ARGV[2] then
-    local jti = redis.call('HGET', ARGV[1] .. h, 'jti')
-    if jti and marker > 0 then redis.call('SET', ARGV[6] .. jti, '1', 'EX', marker) end
+    if marker > 0 then redis.call('SET', ARGV[6] .. h, '1', 'EX', marker) end
     live = live + redis.call('DEL', ARGV[1] .. h)
     redis.call('ZREM', KEYS[1], h)
   end
@@ -198,8 +195,7 @@ return live
 const REVOKE_ONE: &str = r#"
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
 redis.call('ZREM', KEYS[1], ARGV[1])
-local jti = redis.call('HGET', KEYS[2], 'jti')
-if jti and tonumber(ARGV[3]) > 0 then redis.call('SET', ARGV[2] .. jti, '1', 'EX', ARGV[3]) end
+if tonumber(ARGV[3]) > 0 then redis.call('SET', ARGV[2] .. ARGV[1], '1', 'EX', ARGV[3]) end
 return redis.call('DEL', KEYS[2])
 "#;
 
@@ -354,7 +350,7 @@ impl RedisStore {
         }
         let pooled = tokio::time::timeout(self.timeout, self.pool.get())
             .await
-            .map_err(|_| StoreError::Timeout(self.timeout_ms()))??;
+            .map_err(|_| StoreError::timeout(self.timeout_ms()))??;
         let conn = deadpool_redis::Connection::take(pooled);
         *self
             .slot()
@@ -370,8 +366,27 @@ impl RedisStore {
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
     }
 
-    /// Runs one exchange with Redis under the configured timeout.
+    /// Runs one exchange with Redis under the configured timeout. Failures are classified
+    /// here (`StoreError::from`), counted by class, and the thread's connection is replaced
+    /// when the failure means the connection itself is gone.
     async fn run<T, F, Fut>(&self, exchange: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let result = self.exchange(exchange).await;
+        if let Err(err) = &result {
+            self.metrics
+                .store_errors
+                .get_or_create(&crate::metrics::ClassLabels {
+                    class: err.class().as_str(),
+                })
+                .inc();
+        }
+        result
+    }
+
+    async fn exchange<T, F, Fut>(&self, exchange: F) -> Result<T, StoreError>
     where
         F: FnOnce(MultiplexedConnection) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
@@ -397,7 +412,7 @@ impl RedisStore {
             }
             Err(_) => {
                 self.forget_connection();
-                Err(StoreError::Timeout(self.timeout_ms()))
+                Err(StoreError::timeout(self.timeout_ms()))
             }
         }
     }
@@ -502,7 +517,6 @@ impl RedisStore {
         family: &str,
         presented_hash: &str,
         new_hash: &str,
-        new_jti: &str,
     ) -> Result<RefreshOutcome, StoreError> {
         let mut invocation = self.scripts.rotate_refresh.key(self.keys.session(family));
         invocation
@@ -517,7 +531,6 @@ impl RedisStore {
             .arg(self.policy.refresh_grace_secs)
             .arg(self.keys.active_prefix())
             .arg(self.active_ttl())
-            .arg(new_jti)
             .arg(self.keys.deny_prefix())
             .arg(self.policy.marker_secs);
         let reply: Vec<String> = self
@@ -555,15 +568,15 @@ impl RedisStore {
         Ok(set == 1)
     }
 
-    /// One round trip: `MGET deny:{jti} nbf:{user}`.
+    /// One round trip: `MGET deny:{family} nbf:{user}`.
     pub async fn is_revoked(
         &self,
-        jti: &str,
+        family: &str,
         user: &str,
         issued_at: i64,
     ) -> Result<bool, StoreError> {
         let keys = [
-            format!("{}{jti}", self.keys.deny_prefix()),
+            format!("{}{family}", self.keys.deny_prefix()),
             format!("{}{user}", self.keys.not_before_prefix()),
         ];
         let (denied, not_before): (Option<String>, Option<i64>) =
@@ -870,6 +883,13 @@ impl RedisStore {
             .await?;
         let more = names.len() > limit;
         names.truncate(limit);
+        if names.is_empty() {
+            // No match, or past the last page: an empty pipeline is an error to Redis.
+            return Ok(Page {
+                items: Vec::new(),
+                next: None,
+            });
+        }
         let now = self.clock.now();
         let mut pipe = redis::pipe();
         for name in &names {
@@ -907,6 +927,9 @@ impl RedisStore {
     }
 
     pub async fn counters(&self, counters: &[String]) -> Result<Vec<Counter>, StoreError> {
+        if counters.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut pipe = redis::pipe();
         for counter in counters {
             let key = self.keys.throttle(counter);
@@ -938,6 +961,9 @@ impl RedisStore {
         counters: &[String],
         window_secs: i64,
     ) -> Result<(), StoreError> {
+        if counters.is_empty() {
+            return Ok(());
+        }
         let mut pipe = redis::pipe();
         pipe.atomic();
         for counter in counters {

@@ -1,14 +1,12 @@
-use actix_session::storage::{LoadError, SaveError, UpdateError};
 use actix_web::{
     Error, HttpMessage, HttpResponse,
     body::{EitherBody, MessageBody},
     dev::{ServiceRequest, ServiceResponse},
-    error::InternalError,
     http::{Method, StatusCode, header},
     middleware::{DefaultHeaders, Next},
 };
 
-use crate::error::{page_response, service_unavailable_page};
+use crate::error::page_response;
 
 /// Headers every response carries. `no-store` goes on everything but the stylesheet (which
 /// sets its own): pages here are either authenticated or set a cookie.
@@ -31,46 +29,13 @@ pub fn security_headers() -> DefaultHeaders {
 }
 
 /// For responses built from middleware errors, which bypass `DefaultHeaders`.
-fn with_security_headers(mut response: HttpResponse) -> HttpResponse {
+pub fn with_security_headers(mut response: HttpResponse) -> HttpResponse {
     for (name, value) in SECURITY_HEADERS {
         response
             .headers_mut()
             .insert(name, header::HeaderValue::from_static(value));
     }
     response
-}
-
-/// actix-session reports a failing store as an opaque 500 from inside its middleware. This
-/// wrapper, placed around it, turns exactly those errors into the 503 page: the person is not
-/// logged out, only asked to retry, and the next request after Redis is back works again.
-pub async fn store_outage_as_503(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let api = req.path().starts_with("/api/");
-    match next.call(req).await {
-        Err(err) if is_session_store_error(&err) => {
-            tracing::error!(error = %err, "session store unavailable");
-            let response = if api {
-                HttpResponse::ServiceUnavailable()
-                    .insert_header((header::RETRY_AFTER, "5"))
-                    .json(serde_json::json!({"error": "store unavailable"}))
-            } else {
-                service_unavailable_page()
-            };
-            // The request was handed to the inner service, so the answer travels as an error
-            // whose response is the 503.
-            Err(InternalError::from_response(err, with_security_headers(response)).into())
-        }
-        other => other,
-    }
-}
-
-fn is_session_store_error(err: &Error) -> bool {
-    err.as_error::<InternalError<LoadError>>().is_some()
-        || err.as_error::<InternalError<SaveError>>().is_some()
-        || err.as_error::<InternalError<UpdateError>>().is_some()
-        || err.as_error::<InternalError<anyhow::Error>>().is_some()
 }
 
 /// Refuses state-changing requests that the browser says come from another site. SameSite

@@ -32,6 +32,8 @@ all_modes!(
     overview_counts_and_charts_logins,
     metrics_are_served_in_prometheus_format,
     an_update_never_brings_a_deleted_session_back,
+    a_search_that_matches_nobody_is_an_empty_page,
+    malformed_paging_parameters_are_400_naming_the_parameter,
 );
 
 /// The handle of the session a browser holds: its row is the one marked "this session".
@@ -1014,13 +1016,124 @@ async fn overview_counts_and_charts_logins(backend: Backend) {
     assert!(!page.body.contains("<script"));
 }
 
+async fn a_search_that_matches_nobody_is_an_empty_page(backend: Backend) {
+    // Arrange
+    let (_app, admin, _user) = admin_and_user(backend).await;
+
+    // Act: no name starts with "zzz", and "zzzz" sorts after the last user.
+    let page = admin.get("/admin/users?q=zzz").await;
+    let past_the_end = admin.get("/admin/users?after=zzzz").await;
+    let api = admin.get("/api/admin/users?q=zzz").await;
+    let api_past_the_end = admin.get("/api/admin/users?after=zzzz&limit=10").await;
+
+    // Assert: "no users match", not "temporarily unavailable".
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("No users match."));
+    assert_eq!(past_the_end.status, 200);
+    assert!(past_the_end.body.contains("No users match."));
+    for response in [api, api_past_the_end] {
+        assert_eq!(response.status, 200, "{}", response.body);
+        let body: Value = serde_json::from_str(&response.body).unwrap();
+        assert_eq!(body["items"], serde_json::json!([]));
+        assert_eq!(body["next"], Value::Null);
+    }
+}
+
+async fn malformed_paging_parameters_are_400_naming_the_parameter(backend: Backend) {
+    // Arrange
+    let (_app, admin, _user) = admin_and_user(backend).await;
+    let huge = "1".repeat(27);
+
+    // Act + Assert: each goes no further than the HTTP boundary.
+    for (path, parameter) in [
+        ("/admin/audit?before=-1".to_owned(), "before"),
+        (format!("/admin/audit?before={huge}"), "before"),
+        ("/admin/sessions?after=-1".to_owned(), "after"),
+        (
+            "/admin/sessions?after=100000000000000000000".to_owned(),
+            "after",
+        ),
+        ("/admin/users?after=(bob".to_owned(), "after"),
+        (format!("/admin/users?q={}", "a".repeat(65)), "q"),
+    ] {
+        let page = admin.get(&path).await;
+        assert_eq!(page.status, 400, "{path}: {}", page.body);
+        assert!(
+            page.body.contains(&format!("`{parameter}`")),
+            "{path}: {}",
+            page.body
+        );
+    }
+    for (path, parameter) in [
+        ("/api/admin/audit?before=-1".to_owned(), "before"),
+        (format!("/api/admin/audit?before={huge}"), "before"),
+        ("/api/admin/sessions?after=-1".to_owned(), "after"),
+        (
+            "/api/admin/sessions?after=100000000000000000000".to_owned(),
+            "after",
+        ),
+        ("/api/admin/users?after=(bob".to_owned(), "after"),
+        ("/api/admin/users?limit=0".to_owned(), "limit"),
+        ("/api/admin/audit?limit=100000".to_owned(), "limit"),
+        ("/api/admin/sessions?limit=-1".to_owned(), "limit"),
+    ] {
+        let response = admin.get(&path).await;
+        assert_eq!(response.status, 400, "{path}: {}", response.body);
+        let body: Value = serde_json::from_str(&response.body).unwrap();
+        assert_eq!(body["error"], "invalid", "{path}");
+        assert!(
+            body["message"].as_str().unwrap().contains(parameter),
+            "{path}: {body}"
+        );
+    }
+    // Cursors a previous page handed out still work.
+    assert_eq!(
+        admin
+            .get("/admin/audit?before=99999999999999-0")
+            .await
+            .status,
+        200
+    );
+    assert_eq!(
+        admin
+            .get("/api/admin/sessions?after=1-0&limit=5")
+            .await
+            .status,
+        200
+    );
+}
+
 async fn metrics_are_served_in_prometheus_format(backend: Backend) {
-    let (app, admin, user) = admin_and_user(backend).await;
+    let app = spawn_app_with(backend, |s| s.server.active_sessions_refresh_secs = 1).await;
+    let admin = app.logged_in("boss", &["admin"]).await;
+    let user = app.logged_in("alice", &["editor"]).await;
     app.browser().login("alice", "wrong guess").await;
     user.logout().await;
     admin.get("/admin").await;
+    let expected_active = match backend {
+        // Exact: only boss's session is live.
+        Backend::Memory => 1,
+        // An estimate of sessions *seen* within the idle window: alice's, ended a moment
+        // ago, still counts until its minute leaves the window.
+        _ => 2,
+    };
+    let active_in = |text: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix("sessiond_active_sessions "))
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
 
-    let metrics = app.browser().get("/metrics").await;
+    // Act: the gauge is refreshed in the background (every second here), not by the scrape.
+    let mut metrics = app.browser().get("/metrics").await;
+    for _ in 0..50 {
+        if active_in(&metrics.body) == expected_active {
+            break;
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(200)).await;
+        metrics = app.browser().get("/metrics").await;
+    }
 
     assert_eq!(metrics.status, 200);
     for line in [
@@ -1035,20 +1148,7 @@ async fn metrics_are_served_in_prometheus_format(backend: Backend) {
             metrics.body
         );
     }
-    let active: u64 = metrics
-        .body
-        .lines()
-        .find_map(|l| l.strip_prefix("sessiond_active_sessions "))
-        .unwrap()
-        .parse()
-        .unwrap();
-    match backend {
-        // Exact: only boss's session is live.
-        Backend::Memory => assert_eq!(active, 1),
-        // An estimate of sessions *seen* within the idle window: alice's, ended a moment
-        // ago, still counts until its minute leaves the window.
-        _ => assert_eq!(active, 2),
-    }
+    assert_eq!(active_in(&metrics.body), expected_active);
     let round_trips = metrics
         .body
         .lines()

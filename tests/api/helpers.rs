@@ -77,6 +77,8 @@ pub fn test_settings() -> Settings {
     let mut settings = Settings::default();
     settings.server.bind = "127.0.0.1:0".into();
     settings.server.workers = 1;
+    // No background store calls, so tests can count each request's calls exactly.
+    settings.server.active_sessions_refresh_secs = 0;
     settings.store.key_prefix = format!("t{}:", PREFIX.fetch_add(1, Ordering::Relaxed));
     settings
 }

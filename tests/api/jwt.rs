@@ -40,6 +40,17 @@ impl TestKey {
         TestKey { pair, path }
     }
 
+    /// The key ID the app publishes for this key: the first 64 bits of SHA-256 of it.
+    fn kid(&self) -> String {
+        use sha2::{Digest, Sha256};
+        b64(&Sha256::digest(self.pair.public_key().as_ref())[..8])
+    }
+
+    /// The header the app puts on its tokens.
+    fn header(&self) -> String {
+        format!(r#"{{"typ":"at+jwt","alg":"EdDSA","kid":"{}"}}"#, self.kid())
+    }
+
     /// header.payload.signature from raw JSON texts, signed with this key.
     fn sign(&self, header: &str, payload: &str) -> String {
         let message = format!("{}.{}", b64(header), b64(payload));
@@ -72,8 +83,6 @@ fn claims(app: &TestApp, sub: &str, roles: &[&str]) -> Value {
     })
 }
 
-const HEADER: &str = r#"{"typ":"at+jwt","alg":"EdDSA"}"#;
-
 async fn bearer(
     app: &TestApp,
     method: Method,
@@ -99,8 +108,14 @@ async fn a_well_formed_token_from_our_key_is_accepted_as_a_control() {
     let app = jwt_app(|s| s.jwt.private_key_file = key.path.display().to_string()).await;
     app.create_user("root", &["admin"]).await;
     let payload = claims(&app, "root", &["admin"]).to_string();
-    let plain = key.sign(HEADER, &payload);
-    let extended = key.sign(r#"{"typ":"at+jwt","alg":"EdDSA","exp-ext":"v"}"#, &payload);
+    let plain = key.sign(&key.header(), &payload);
+    let extended = key.sign(
+        &format!(
+            r#"{{"typ":"at+jwt","alg":"EdDSA","kid":"{}","exp-ext":"v"}}"#,
+            key.kid()
+        ),
+        &payload,
+    );
 
     // Act + Assert
     for token in [plain, extended] {
@@ -131,7 +146,9 @@ async fn hostile_tokens_are_refused_with_401_and_change_nothing() {
         c.as_object_mut().unwrap().remove(field);
         c.to_string()
     };
-    let signed = key.sign(HEADER, &good.to_string());
+    let kid = key.kid();
+    let header = key.header();
+    let signed = key.sign(&header, &good.to_string());
     let (signed_head, signed_sig) = signed.rsplit_once('.').unwrap();
     let hmac = |secret: &[u8], header: &str| {
         let message = format!("{}.{}", b64(header), b64(good.to_string()));
@@ -149,24 +166,30 @@ async fn hostile_tokens_are_refused_with_401_and_change_nothing() {
     flipped_sig[5] = if flipped_sig[5] == b'A' { b'B' } else { b'A' };
     let mut cases: Vec<(&str, String)> = vec![];
     for none in ["none", "None", "NONE", "nOnE"] {
-        let header = format!(r#"{{"typ":"at+jwt","alg":"{none}"}}"#);
+        let none = format!(r#"{{"typ":"at+jwt","alg":"{none}","kid":"{kid}"}}"#);
         cases.push((
             "alg none, no signature",
-            format!("{}.{}.", b64(&header), b64(good.to_string())),
+            format!("{}.{}.", b64(&none), b64(good.to_string())),
         ));
         cases.push((
             "alg none, with signature",
-            format!("{}.{}.{signed_sig}", b64(&header), b64(good.to_string())),
+            format!("{}.{}.{signed_sig}", b64(&none), b64(good.to_string())),
         ));
     }
     cases.extend([
         (
             "HS256 keyed with the public key",
-            hmac(&public, r#"{"typ":"at+jwt","alg":"HS256"}"#),
+            hmac(
+                &public,
+                &format!(r#"{{"typ":"at+jwt","alg":"HS256","kid":"{kid}"}}"#),
+            ),
         ),
         (
             "HS256 keyed with the JWKS text",
-            hmac(jwks_json.as_bytes(), r#"{"typ":"at+jwt","alg":"HS256"}"#),
+            hmac(
+                jwks_json.as_bytes(),
+                &format!(r#"{{"typ":"at+jwt","alg":"HS256","kid":"{kid}"}}"#),
+            ),
         ),
         ("signature stripped", format!("{signed_head}.")),
         ("signature stripped, no dot", signed_head.to_owned()),
@@ -182,25 +205,30 @@ async fn hostile_tokens_are_refused_with_401_and_change_nothing() {
                 b64(with("roles", json!(["admin", "superuser"])))
             )
         }),
-        ("foreign key", foreign.sign(HEADER, &good.to_string())),
+        ("foreign key", foreign.sign(&header, &good.to_string())),
         (
             "foreign key, embedded jwk",
             foreign.sign(
-                &json!({"typ": "at+jwt", "alg": "EdDSA", "jwk": foreign_jwk}).to_string(),
+                &json!({"typ": "at+jwt", "alg": "EdDSA", "kid": kid, "jwk": foreign_jwk})
+                    .to_string(),
                 &good.to_string(),
             ),
         ),
         (
             "foreign key, jku",
             foreign.sign(
-                r#"{"typ":"at+jwt","alg":"EdDSA","jku":"https://evil.example/jwks.json"}"#,
+                &format!(
+                    r#"{{"typ":"at+jwt","alg":"EdDSA","kid":"{kid}","jku":"https://evil.example/jwks.json"}}"#
+                ),
                 &good.to_string(),
             ),
         ),
         (
             "foreign key, x5u",
             foreign.sign(
-                r#"{"typ":"at+jwt","alg":"EdDSA","x5u":"https://evil.example/cert.pem"}"#,
+                &format!(
+                    r#"{{"typ":"at+jwt","alg":"EdDSA","kid":"{kid}","x5u":"https://evil.example/cert.pem"}}"#
+                ),
                 &good.to_string(),
             ),
         ),
@@ -211,68 +239,92 @@ async fn hostile_tokens_are_refused_with_401_and_change_nothing() {
                 &good.to_string(),
             ),
         ),
-        ("expired", key.sign(HEADER, &with("exp", json!(now - 10)))),
+        ("expired", key.sign(&header, &with("exp", json!(now - 10)))),
+        (
+            "no kid",
+            key.sign(r#"{"typ":"at+jwt","alg":"EdDSA"}"#, &good.to_string()),
+        ),
+        (
+            "iat a minute ahead",
+            key.sign(&header, &with("iat", json!(now + 60))),
+        ),
+        (
+            "iat an hour ahead",
+            key.sign(&header, &with("iat", json!(now + 3600))),
+        ),
+        (
+            "iat a year ahead",
+            key.sign(&header, &with("iat", json!(now + 365 * 86_400))),
+        ),
         (
             "nbf in the future",
-            key.sign(HEADER, &with("nbf", json!(now + 60))),
+            key.sign(&header, &with("nbf", json!(now + 60))),
         ),
         (
             "wrong iss",
-            key.sign(HEADER, &with("iss", json!("https://evil.example"))),
+            key.sign(&header, &with("iss", json!("https://evil.example"))),
         ),
-        ("missing iss", key.sign(HEADER, &without("iss"))),
-        ("mistyped iss", key.sign(HEADER, &with("iss", json!(42)))),
+        ("missing iss", key.sign(&header, &without("iss"))),
+        ("mistyped iss", key.sign(&header, &with("iss", json!(42)))),
         (
             "wrong aud",
-            key.sign(HEADER, &with("aud", json!("another-service"))),
+            key.sign(&header, &with("aud", json!("another-service"))),
         ),
-        ("missing aud", key.sign(HEADER, &without("aud"))),
+        ("missing aud", key.sign(&header, &without("aud"))),
         (
             "mistyped aud",
-            key.sign(HEADER, &with("aud", json!({"sessiond": true}))),
+            key.sign(&header, &with("aud", json!({"sessiond": true}))),
         ),
-        ("missing exp", key.sign(HEADER, &without("exp"))),
+        ("missing exp", key.sign(&header, &without("exp"))),
         (
             "mistyped exp",
-            key.sign(HEADER, &with("exp", json!("tomorrow"))),
+            key.sign(&header, &with("exp", json!("tomorrow"))),
         ),
-        ("missing sub", key.sign(HEADER, &without("sub"))),
+        ("missing sub", key.sign(&header, &without("sub"))),
         // The extension's value is a string so the header parses: only `crit` can refuse it.
         (
             "unknown crit",
             key.sign(
-                r#"{"typ":"at+jwt","alg":"EdDSA","crit":["exp-ext"],"exp-ext":"v"}"#,
+                &format!(
+                    r#"{{"typ":"at+jwt","alg":"EdDSA","kid":"{kid}","crit":["exp-ext"],"exp-ext":"v"}}"#
+                ),
                 &good.to_string(),
             ),
         ),
         (
             "crit naming a registered claim",
             key.sign(
-                r#"{"typ":"at+jwt","alg":"EdDSA","crit":["exp"]}"#,
+                &format!(r#"{{"typ":"at+jwt","alg":"EdDSA","kid":"{kid}","crit":["exp"]}}"#),
                 &good.to_string(),
             ),
         ),
         (
             "other token type",
-            key.sign(r#"{"typ":"JWT","alg":"EdDSA"}"#, &good.to_string()),
+            key.sign(
+                &format!(r#"{{"typ":"JWT","alg":"EdDSA","kid":"{kid}"}}"#),
+                &good.to_string(),
+            ),
         ),
         (
             "no token type",
-            key.sign(r#"{"alg":"EdDSA"}"#, &good.to_string()),
+            key.sign(
+                &format!(r#"{{"alg":"EdDSA","kid":"{kid}"}}"#),
+                &good.to_string(),
+            ),
         ),
         (
             "unknown claim (another kind of token)",
-            key.sign(HEADER, &with("nonce", json!("x"))),
+            key.sign(&header, &with("nonce", json!("x"))),
         ),
         (
             "oversized",
-            key.sign(HEADER, &with("roles", json!(vec!["admin"; 900]))),
+            key.sign(&header, &with("roles", json!(vec!["admin"; 900]))),
         ),
         (
             "malformed base64",
             format!("{signed_head}.@@@not base64@@@"),
         ),
-        ("malformed JSON", key.sign(HEADER, r#"{"sub":"root","#)),
+        ("malformed JSON", key.sign(&header, r#"{"sub":"root","#)),
         ("not three parts", "a.b.c.d".to_owned()),
         ("empty", String::new()),
     ]);
@@ -281,7 +333,7 @@ async fn hostile_tokens_are_refused_with_401_and_change_nothing() {
         good.to_string()
             .replacen("\"sub\":\"root\"", "\"sub\":\"alice\",\"sub\":\"root\"", 1);
     assert!(duplicated.contains("\"sub\":\"alice\",\"sub\":\"root\""));
-    cases.push(("duplicate claims", key.sign(HEADER, &duplicated)));
+    cases.push(("duplicate claims", key.sign(&header, &duplicated)));
 
     for (name, token) in &cases {
         // Act
@@ -462,6 +514,26 @@ async fn two_concurrent_refreshes_with_one_token_exactly_one_wins() {
     );
 }
 
+/// Verifies `token` the way a standard JWKS client does: fetch the set, pick the key by the
+/// token's `kid` (`JwkSet::find`), verify with it.
+fn verify_with_jwks(
+    jwks: &jsonwebtoken::jwk::JwkSet,
+    token: &str,
+) -> jsonwebtoken::TokenData<Value> {
+    let header = jsonwebtoken::decode_header(token).unwrap();
+    let kid = header.kid.expect("every token names its key");
+    let jwk = jwks.find(&kid).expect("the JWKS publishes the token's key");
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwk).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(header.alg);
+    validation.set_audience(&["sessiond"]);
+    validation.set_issuer(&["sessiond"]);
+    jsonwebtoken::decode::<Value>(token, &key, &validation).expect("verifies")
+}
+
+async fn jwks_of(app: &TestApp) -> jsonwebtoken::jwk::JwkSet {
+    serde_json::from_str(&app.browser().get("/.well-known/jwks.json").await.body).unwrap()
+}
+
 #[actix_web::test]
 async fn jwks_publishes_the_public_key_that_verifies_our_tokens() {
     for algorithm in [
@@ -477,20 +549,234 @@ async fn jwks_publishes_the_public_key_that_verifies_our_tokens() {
         let token = browser.jar()[ACCESS].clone();
 
         // Act: another service verifies with nothing but the published JWKS.
-        let jwks: jsonwebtoken::jwk::JwkSet =
-            serde_json::from_str(&app.browser().get("/.well-known/jwks.json").await.body).unwrap();
+        let jwks = jwks_of(&app).await;
+        let data = verify_with_jwks(&jwks, &token);
 
         // Assert
         assert_eq!(jwks.keys.len(), 1, "{algorithm:?}");
-        let key = jsonwebtoken::DecodingKey::from_jwk(&jwks.keys[0]).unwrap();
-        let alg = jsonwebtoken::decode_header(&token).unwrap().alg;
-        let mut validation = jsonwebtoken::Validation::new(alg);
-        validation.set_audience(&["sessiond"]);
-        validation.set_issuer(&["sessiond"]);
-        let data = jsonwebtoken::decode::<Value>(&token, &key, &validation).expect("verifies");
         assert_eq!(data.claims["sub"], "alice", "{algorithm:?}");
         assert_eq!(data.claims["roles"], json!(["editor"]));
         assert_eq!(data.header.typ.as_deref(), Some("at+jwt"));
+        assert_eq!(
+            data.header.kid.as_deref(),
+            jwks.keys[0].common.key_id.as_deref(),
+            "{algorithm:?}"
+        );
+    }
+}
+
+/// A private key and its public half in PEM files, as an operator makes them with openssl.
+struct KeyFiles {
+    private: std::path::PathBuf,
+    public: std::path::PathBuf,
+}
+
+impl KeyFiles {
+    fn generate(dir: &std::path::Path, name: &str, algorithm: JwtAlgorithm) -> KeyFiles {
+        super::redis_server::require_binary("openssl", "openssl");
+        let private = dir.join(format!("{name}.pem"));
+        let public = dir.join(format!("{name}.pub.pem"));
+        let mut genpkey = std::process::Command::new("openssl");
+        genpkey.arg("genpkey");
+        match algorithm {
+            JwtAlgorithm::EdDSA => genpkey.args(["-algorithm", "ed25519"]),
+            JwtAlgorithm::ES256 => {
+                genpkey.args(["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"])
+            }
+            JwtAlgorithm::RS256 => {
+                genpkey.args(["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"])
+            }
+            JwtAlgorithm::HS256 => unreachable!("HS256 has no key pair"),
+        };
+        let made = genpkey.arg("-out").arg(&private).status().unwrap();
+        assert!(made.success());
+        let exported = std::process::Command::new("openssl")
+            .args(["pkey", "-pubout", "-in"])
+            .arg(&private)
+            .arg("-out")
+            .arg(&public)
+            .status()
+            .unwrap();
+        assert!(exported.success());
+        KeyFiles { private, public }
+    }
+}
+
+#[actix_web::test]
+async fn key_rotation_keeps_old_tokens_verifying_until_the_old_key_is_dropped() {
+    for algorithm in [
+        JwtAlgorithm::EdDSA,
+        JwtAlgorithm::ES256,
+        JwtAlgorithm::RS256,
+    ] {
+        // Arrange: a token signed with the old key.
+        let dir = std::env::temp_dir().join(format!(
+            "sessiond-rotation-{}-{algorithm:?}-{}",
+            std::process::id(),
+            super::redis_server::free_port()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let old = KeyFiles::generate(&dir, "old", algorithm);
+        let new = KeyFiles::generate(&dir, "new", algorithm);
+        let redis = std::sync::Arc::new(RedisServer::start());
+        let path = |p: &std::path::PathBuf| p.display().to_string();
+        let before = spawn_app_on(Some(redis.clone()), |s| {
+            s.auth.mode = AuthMode::Jwt;
+            s.jwt.algorithm = algorithm;
+            s.jwt.private_key_file = path(&old.private);
+        })
+        .await;
+        before.create_user("alice", &[]).await;
+        let browser = before.browser();
+        browser.login("alice", PASSWORD).await;
+        let old_token = browser.jar()[ACCESS].clone();
+        // The same deployment, restarted: same Redis, same keys in it.
+        let prefix = before.settings.store.key_prefix.clone();
+        let old_kid = jwks_of(&before).await.keys[0]
+            .common
+            .key_id
+            .clone()
+            .unwrap();
+
+        // Act: restart with a new signing key, the old one still listed as previous.
+        let rotated = spawn_app_on(Some(redis.clone()), |s| {
+            s.auth.mode = AuthMode::Jwt;
+            s.jwt.algorithm = algorithm;
+            s.jwt.private_key_file = path(&new.private);
+            s.store.key_prefix = prefix.clone();
+            s.jwt.previous_public_key_files = vec![path(&old.public)];
+        })
+        .await;
+        let after_login = rotated.browser();
+        after_login.login("alice", PASSWORD).await;
+        let new_token = after_login.jar()[ACCESS].clone();
+        let jwks = jwks_of(&rotated).await;
+
+        // Assert: both keys published, the new one first; the old token still verifies (at
+        // the app and for a JWKS client); new tokens are signed with the new key only.
+        let kids: Vec<String> = jwks
+            .keys
+            .iter()
+            .filter_map(|k| k.common.key_id.clone())
+            .collect();
+        assert_eq!(kids.len(), 2, "{algorithm:?}");
+        assert_eq!(
+            kids[1], old_kid,
+            "a key keeps its kid when it stops signing"
+        );
+        assert_eq!(
+            bearer(&rotated, Method::GET, "/api/me", &old_token, None).await,
+            200
+        );
+        verify_with_jwks(&jwks, &old_token);
+        let new_kid = jsonwebtoken::decode_header(&new_token)
+            .unwrap()
+            .kid
+            .unwrap();
+        assert_eq!(new_kid, kids[0], "{algorithm:?}");
+        verify_with_jwks(&jwks, &new_token);
+
+        // Act: the old key is dropped.
+        let dropped = spawn_app_on(Some(redis.clone()), |s| {
+            s.auth.mode = AuthMode::Jwt;
+            s.jwt.algorithm = algorithm;
+            s.jwt.private_key_file = path(&new.private);
+            s.store.key_prefix = prefix.clone();
+        })
+        .await;
+
+        // Assert
+        assert_eq!(
+            bearer(&dropped, Method::GET, "/api/me", &old_token, None).await,
+            401
+        );
+        assert_eq!(
+            bearer(&dropped, Method::GET, "/api/me", &new_token, None).await,
+            200
+        );
+        assert_eq!(jwks_of(&dropped).await.keys.len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+#[actix_web::test]
+async fn a_previous_key_must_be_a_public_key_of_the_configured_algorithm() {
+    let dir = std::env::temp_dir().join(format!(
+        "sessiond-previous-{}-{}",
+        std::process::id(),
+        super::redis_server::free_port()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ed = KeyFiles::generate(&dir, "ed", JwtAlgorithm::EdDSA);
+    let ec = KeyFiles::generate(&dir, "ec", JwtAlgorithm::ES256);
+    let path = |p: &std::path::PathBuf| p.display().to_string();
+    for (previous, algorithm) in [
+        (path(&ed.private), JwtAlgorithm::EdDSA),
+        (path(&ec.public), JwtAlgorithm::EdDSA),
+        (path(&ed.public), JwtAlgorithm::ES256),
+        (path(&ed.public), JwtAlgorithm::HS256),
+        (
+            dir.join("missing.pem").display().to_string(),
+            JwtAlgorithm::EdDSA,
+        ),
+    ] {
+        let mut settings = Settings::default();
+        settings.jwt.algorithm = algorithm;
+        settings.jwt.previous_public_key_files = vec![previous.clone()];
+        let refused = sessiond::auth::jwt::JwtAuthority::from_settings(&settings.jwt).is_err();
+        assert!(refused, "{previous} as a previous {algorithm:?} key");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[actix_web::test]
+async fn the_denylist_refuses_every_access_token_of_a_revoked_family() {
+    for action in ["logout", "admin revoke"] {
+        // Arrange: a thief copies the access token; then a step-up mints a newer one for the
+        // same family, which the victim now holds.
+        let app = jwt_app(|s| s.jwt.denylist = true).await;
+        let admin = app.logged_in("boss", &["admin"]).await;
+        let victim = app.logged_in("alice", &[]).await;
+        let stolen = victim.jar()[ACCESS].clone();
+        let step_up = victim
+            .api(
+                Method::POST,
+                "/api/reauth",
+                Some(json!({"password": PASSWORD})),
+            )
+            .await;
+        assert_eq!(step_up.status, 204);
+        assert_ne!(victim.jar()[ACCESS], stolen, "step-up minted a new token");
+        assert_eq!(
+            bearer(&app, Method::GET, "/api/me", &stolen, None).await,
+            200
+        );
+
+        // Act
+        match action {
+            "logout" => assert_eq!(victim.logout().await.status, 303),
+            _ => {
+                let sessions: Value =
+                    serde_json::from_str(&admin.get("/api/admin/users/alice/sessions").await.body)
+                        .unwrap();
+                let handle = sessions[0]["handle"].as_str().unwrap().to_owned();
+                let revoked = admin
+                    .api(
+                        Method::DELETE,
+                        &format!("/api/admin/users/alice/sessions/{handle}"),
+                        None,
+                    )
+                    .await;
+                assert_eq!(revoked.status, 204);
+            }
+        }
+
+        // Assert: the older token of the family is refused on the very next request.
+        assert_eq!(
+            bearer(&app, Method::GET, "/api/me", &stolen, None).await,
+            401,
+            "{action}"
+        );
     }
 }
 

@@ -50,6 +50,121 @@ async fn an_authenticated_request_costs_one_round_trip() {
 }
 
 #[actix_web::test]
+async fn routes_without_an_identity_cost_no_redis_commands_whatever_the_cookie() {
+    for backend in [Backend::Redis, Backend::JwtDenylist] {
+        // Arrange: a signed-in browser sends its cookies with every request, as browsers do.
+        let app = spawn_app(backend).await;
+        let alice = app.logged_in("alice", &[]).await;
+        assert_eq!(alice.me_status().await, 200);
+        let redis = app.redis.as_ref().unwrap();
+        let before = redis.command_calls();
+
+        // Act
+        let statuses: Vec<(&str, u16)> = {
+            let mut statuses = Vec::new();
+            for path in [
+                "/static/style.css",
+                "/healthz",
+                "/metrics",
+                "/.well-known/jwks.json",
+                "/no/such/page",
+                "/admin/users/x/y/z/w",
+            ] {
+                statuses.push((path, alice.get(path).await.status));
+            }
+            statuses
+        };
+
+        // Assert
+        let after = redis.command_calls();
+        let spent: u64 = after
+            .iter()
+            .filter(|(name, _)| name.as_str() != "info")
+            .map(|(name, calls)| calls - before.get(name).unwrap_or(&0))
+            .sum();
+        assert_eq!(spent, 0, "{backend:?}: {statuses:?} cost {after:?}");
+        assert_eq!(statuses[0].1, 200);
+        assert_eq!(statuses[1].1, 200);
+        assert_eq!(statuses[2].1, 200);
+        assert_eq!(statuses[4].1, 404);
+        assert_eq!(statuses[5].1, 404);
+    }
+}
+
+#[actix_web::test]
+async fn a_page_view_with_its_stylesheet_costs_one_round_trip() {
+    // Arrange
+    let app = spawn_app(Backend::Redis).await;
+    let alice = app.logged_in("alice", &[]).await;
+    assert_eq!(alice.me_status().await, 200);
+    let redis = app.redis.as_ref().unwrap();
+    let before = redis.command_calls();
+
+    // Act: what a browser fetches for one page.
+    assert_eq!(alice.get("/").await.status, 200);
+    assert_eq!(alice.get("/static/style.css").await.status, 200);
+
+    // Assert: the page loads the session; the stylesheet costs nothing.
+    let after = redis.command_calls();
+    let delta = |name: &str| after.get(name).unwrap_or(&0) - before.get(name).unwrap_or(&0);
+    let top_level: u64 = after
+        .keys()
+        .filter(|name| !INSIDE_LOAD_SCRIPT.contains(&name.as_str()))
+        .map(|name| delta(name))
+        .sum();
+    assert_eq!(delta("evalsha"), 1);
+    assert_eq!(top_level, 1, "{after:?}");
+}
+
+#[actix_web::test]
+async fn a_command_redis_refuses_is_a_500_not_an_outage() {
+    // Arrange: keys of the wrong type, as a bug in a command we build would meet them.
+    let app = spawn_app(Backend::Redis).await;
+    let admin = app.logged_in("boss", &["admin"]).await;
+    let alice = app.logged_in("alice", &[]).await;
+    let prefix = app.settings.store.key_prefix.clone();
+    let mut conn = app.redis.as_ref().unwrap().connection().unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(format!("{prefix}users"))
+        .arg("not a sorted set")
+        .query(&mut conn)
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(format!("{prefix}u:alice"))
+        .arg("not a hash")
+        .query(&mut conn)
+        .unwrap();
+
+    // Act: a listing command fails (WRONGTYPE), and so does alice's session load script.
+    let page = admin.get("/admin/users").await;
+    let api = admin.get("/api/admin/users").await;
+    let load = alice.get("/").await;
+    let load_api = alice.get("/api/me").await;
+
+    // Assert: a bug, said as one; 503 is kept for "cannot be reached".
+    assert_eq!(page.status, 500, "{}", page.body);
+    assert!(page.body.contains("Something went wrong"));
+    assert_eq!(api.status, 500, "{}", api.body);
+    assert_eq!(
+        api.body,
+        r#"{"error":"internal","message":"internal error"}"#
+    );
+    assert_eq!(load.status, 500, "{}", load.body);
+    assert_eq!(load.header("x-frame-options"), Some("DENY"));
+    assert_eq!(load_api.status, 500);
+    assert!(alice.cookie().is_some(), "the cookie is kept");
+    let metrics = app.browser().get("/metrics").await.body;
+    let bugs: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("sessiond_store_errors_total{class=\"bug\"} "))
+        .expect("store errors counted by class")
+        .parse()
+        .unwrap();
+    assert_eq!(bugs, 4, "{metrics}");
+    assert!(!metrics.contains("class=\"unreachable\""), "{metrics}");
+}
+
+#[actix_web::test]
 async fn redis_holds_only_the_hash_of_a_session_id() {
     let app = spawn_app(Backend::Redis).await;
     let alice = app.logged_in("alice", &[]).await;
@@ -139,6 +254,9 @@ async fn redis_outage_is_a_503_and_the_app_recovers_by_itself() {
     let api = alice.get("/api/me").await;
     let login_form = app.browser().get("/login").await;
     let health = app.browser().get("/healthz").await;
+    // A browser (or a probe behind a proxy) sends its cookie to every path.
+    let health_with_cookie = alice.get("/healthz").await;
+    let stylesheet_with_cookie = alice.get("/static/style.css").await;
     let ready = app.browser().get("/readyz").await;
 
     // Assert: a clear 503, never a 500, never "logged out".
@@ -152,6 +270,11 @@ async fn redis_outage_is_a_503_and_the_app_recovers_by_itself() {
     assert!(api.body.contains("store unavailable"));
     assert_eq!(login_form.status, 503);
     assert_eq!(health.status, 200);
+    assert_eq!(
+        health_with_cookie.status, 200,
+        "liveness does not depend on Redis"
+    );
+    assert_eq!(stylesheet_with_cookie.status, 200);
     assert_eq!(ready.status, 503);
 
     // Act: Redis is back, with its data.

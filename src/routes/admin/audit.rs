@@ -5,6 +5,7 @@ use serde::Deserialize;
 use super::{AuditRow, require_admin};
 use crate::auth::Identity;
 use crate::error::PageError;
+use crate::routes::paging::stream_cursor;
 use crate::routes::{Nav, html};
 use crate::startup::AppState;
 use crate::users::optional_name;
@@ -31,13 +32,12 @@ pub struct AuditQuery {
 pub async fn list(
     req: HttpRequest,
     identity: Identity,
-    query: Option<web::Query<AuditQuery>>,
+    query: web::Query<AuditQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     require_admin(&identity, &req)?;
-    let query = query.map(web::Query::into_inner);
-    let filter = optional_name(query.as_ref().and_then(|q| q.user.as_deref()))?;
-    let before = query.as_ref().and_then(|q| q.before.as_deref());
+    let filter = optional_name(query.user.as_deref())?;
+    let before = stream_cursor("before", query.before.as_deref())?;
     let page = state
         .store
         .audit(filter.as_deref(), before, PAGE_SIZE)

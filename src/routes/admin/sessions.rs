@@ -6,6 +6,7 @@ use super::users::{PAGE_SIZE, SessionRow};
 use super::{require_admin, revoke_note};
 use crate::auth::Identity;
 use crate::error::PageError;
+use crate::routes::paging::stream_cursor;
 use crate::routes::{Nav, html};
 use crate::startup::AppState;
 use crate::users::optional_name;
@@ -32,16 +33,15 @@ pub struct SessionsQuery {
 pub async fn list(
     req: HttpRequest,
     identity: Identity,
-    query: Option<web::Query<SessionsQuery>>,
+    query: web::Query<SessionsQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     require_admin(&identity, &req)?;
-    let query = query.map(web::Query::into_inner);
-    let filter = optional_name(query.as_ref().and_then(|q| q.user.as_deref()))?;
+    let filter = optional_name(query.user.as_deref())?;
+    let after = stream_cursor("after", query.after.as_deref())?;
     let (sessions, next) = match &filter {
         Some(user) => (state.store.sessions_of(user).await?, None),
         None => {
-            let after = query.as_ref().and_then(|q| q.after.as_deref());
             let page = state.store.recent_sessions(after, PAGE_SIZE).await?;
             (page.items, page.next)
         }

@@ -6,6 +6,7 @@ use super::{AuditRow, require_admin, revoke_note};
 use crate::auth::Identity;
 use crate::error::PageError;
 use crate::routes::account::{ip, operator, require_step_up};
+use crate::routes::paging::{name_cursor, search_text};
 use crate::routes::{Nav, encode_query_value, format_time, html, parse_roles, see_other};
 use crate::startup::AppState;
 use crate::store::{UserSummary, is_admin};
@@ -36,18 +37,16 @@ pub struct UsersQuery {
 pub async fn list(
     req: HttpRequest,
     identity: Identity,
-    query: Option<web::Query<UsersQuery>>,
+    query: web::Query<UsersQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     require_admin(&identity, &req)?;
-    let query = query.map(web::Query::into_inner);
-    let prefix = query
-        .as_ref()
-        .and_then(|q| q.q.as_deref())
-        .map(|q| q.trim().to_ascii_lowercase())
-        .unwrap_or_default();
-    let after = query.as_ref().and_then(|q| q.after.as_deref());
-    let page = state.store.list_users(&prefix, after, PAGE_SIZE).await?;
+    let prefix = search_text("q", query.q.as_deref())?;
+    let after = name_cursor("after", query.after.as_deref())?;
+    let page = state
+        .store
+        .list_users(&prefix, after.as_deref(), PAGE_SIZE)
+        .await?;
     let nav = Nav::for_identity(&identity)?;
     html(
         StatusCode::OK,

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use super::{ApiError, require_api_csrf};
 use crate::auth::Identity;
 use crate::routes::account::{ip, operator};
+use crate::routes::paging::{self, name_cursor, search_text, stream_cursor};
 use crate::startup::AppState;
 use crate::store::is_admin;
 use crate::users::{normalize_name, optional_name};
@@ -16,15 +17,11 @@ fn admin(identity: &Identity, req: &HttpRequest) -> Result<(), ApiError> {
     Ok(identity.require_role("admin", req)?)
 }
 
-fn clamp(limit: Option<usize>) -> usize {
-    limit.unwrap_or(50).clamp(1, 200)
-}
-
 #[derive(Deserialize)]
 pub struct UsersQuery {
     q: Option<String>,
     after: Option<String>,
-    limit: Option<usize>,
+    limit: Option<String>,
 }
 
 /// `GET /api/admin/users?q=&after=&limit=`
@@ -35,15 +32,15 @@ pub async fn list_users(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     admin(&identity, &req)?;
-    let prefix = query
-        .q
-        .as_deref()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
+    let prefix = search_text("q", query.q.as_deref())?;
+    let after = name_cursor("after", query.after.as_deref())?;
     let page = state
         .store
-        .list_users(&prefix, query.after.as_deref(), clamp(query.limit))
+        .list_users(
+            &prefix,
+            after.as_deref(),
+            paging::limit(query.limit.as_deref())?,
+        )
         .await?;
     Ok(HttpResponse::Ok().json(page))
 }
@@ -187,7 +184,7 @@ pub async fn set_disabled(
 pub struct SessionsQuery {
     user: Option<String>,
     after: Option<String>,
-    limit: Option<usize>,
+    limit: Option<String>,
 }
 
 /// `GET /api/admin/sessions?user=&after=&limit=`: newest first.
@@ -198,6 +195,8 @@ pub async fn list_sessions(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     admin(&identity, &req)?;
+    let after = stream_cursor("after", query.after.as_deref())?;
+    let limit = paging::limit(query.limit.as_deref())?;
     match optional_name(query.user.as_deref())? {
         Some(user) => {
             let sessions = state.store.sessions_of(&user).await?;
@@ -207,10 +206,7 @@ pub async fn list_sessions(
             }))
         }
         None => {
-            let page = state
-                .store
-                .recent_sessions(query.after.as_deref(), clamp(query.limit))
-                .await?;
+            let page = state.store.recent_sessions(after, limit).await?;
             Ok(HttpResponse::Ok().json(page))
         }
     }
@@ -220,7 +216,7 @@ pub async fn list_sessions(
 pub struct AuditQuery {
     user: Option<String>,
     before: Option<String>,
-    limit: Option<usize>,
+    limit: Option<String>,
 }
 
 /// `GET /api/admin/audit?user=&before=&limit=`: newest first.
@@ -232,9 +228,14 @@ pub async fn audit(
 ) -> Result<HttpResponse, ApiError> {
     admin(&identity, &req)?;
     let user = optional_name(query.user.as_deref())?;
+    let before = stream_cursor("before", query.before.as_deref())?;
     let page = state
         .store
-        .audit(user.as_deref(), query.before.as_deref(), clamp(query.limit))
+        .audit(
+            user.as_deref(),
+            before,
+            paging::limit(query.limit.as_deref())?,
+        )
         .await?;
     Ok(HttpResponse::Ok().json(page))
 }

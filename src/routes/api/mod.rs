@@ -26,8 +26,11 @@ pub enum ApiError {
     NotFound(&'static str),
     #[error(transparent)]
     User(UserError),
-    #[error("the store is unavailable")]
+    #[error("a store call failed")]
     Store(#[from] StoreError),
+    /// A malformed parameter: the message names it.
+    #[error("{0}")]
+    Invalid(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -50,25 +53,28 @@ impl ResponseError for ApiError {
             ApiError::Csrf | ApiError::StepUp => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::User(e) => user_error_status(e),
-            ApiError::Store(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Store(e) => crate::error::store_error_status(e.class()),
+            ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        if let ApiError::Auth(e) = self {
-            return e.error_response();
+        match self {
+            ApiError::Auth(e) => return e.error_response(),
+            ApiError::Store(e) => {
+                let cause = crate::error::cause_chain(e);
+                return crate::error::store_error_response(&cause, e.class(), true);
+            }
+            _ => {}
         }
         let code = match self {
             ApiError::Csrf => "csrf",
             ApiError::StepUp => "step_up_required",
             ApiError::NotFound(_) => "not_found",
             ApiError::User(UserError::LastAdmin) => "last_admin",
-            ApiError::User(_) => "invalid",
-            ApiError::Store(e) => {
-                tracing::error!(error = %e, "store unavailable");
-                "store unavailable"
-            }
+            ApiError::User(_) | ApiError::Invalid(_) => "invalid",
+            ApiError::Store(_) => "internal",
             ApiError::Internal(e) => {
                 tracing::error!(error = %e, "internal error");
                 "internal"

@@ -1,0 +1,123 @@
+//! Which requests read the session: only routes that need the identity or the session state
+//! are wrapped in actix-session's middleware. Static files, health checks, metrics, JWKS and
+//! 404s never load a session, whatever cookies come with them: a page view costs one store
+//! round trip (not one more for its stylesheet), and `/healthz` answers 200 during a store
+//! outage even when a browser sends its cookie.
+
+use std::cell::Cell;
+use std::sync::Arc;
+
+use actix_session::SessionMiddleware;
+use actix_session::config::{BrowserSession, CookieContentSecurity};
+use actix_session::storage::{LoadError, SaveError, UpdateError};
+use actix_web::body::MessageBody;
+use actix_web::cookie::{Key, SameSite, time};
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::error::InternalError;
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{Error, Resource};
+
+use super::session_store::SessionBackend;
+use crate::config::{SameSitePolicy, SessionSettings};
+use crate::error::store_error_response;
+use crate::store::{ErrorClass, Store, StoreError};
+use crate::web::middleware::{apply_pending_cookies, with_security_headers};
+
+tokio::task_local! {
+    /// What the session backend saw go wrong during this request, if anything: actix-session
+    /// turns every backend error into an opaque 500 from inside its middleware, so the class
+    /// (and the cause, for the log) travels beside it.
+    static FAILURE: Cell<Option<(ErrorClass, String)>>;
+}
+
+/// Called by the session backend where a store call fails.
+pub(super) fn note_failure(err: StoreError) -> anyhow::Error {
+    let noted = (err.class(), crate::error::cause_chain(&err));
+    // Outside a wrapped route (the CLI, a unit test) there is nothing to tell.
+    let _ = FAILURE.try_with(|cell| cell.set(Some(noted)));
+    err.into()
+}
+
+/// The session middleware and what must sit around it, built once per worker.
+#[derive(Clone)]
+pub struct SessionLayer {
+    middleware: SessionMiddleware<SessionBackend>,
+}
+
+impl SessionLayer {
+    pub fn new(store: Arc<Store>, settings: &SessionSettings, cookie_key: Key) -> SessionLayer {
+        let same_site = match settings.same_site {
+            SameSitePolicy::Lax => SameSite::Lax,
+            SameSitePolicy::Strict => SameSite::Strict,
+        };
+        let middleware = SessionMiddleware::builder(SessionBackend::new(store), cookie_key)
+            .cookie_name(settings.cookie_name.clone())
+            .cookie_secure(true)
+            .cookie_http_only(true)
+            .cookie_same_site(same_site)
+            .cookie_path("/".to_owned())
+            .cookie_domain(None)
+            .cookie_content_security(CookieContentSecurity::Signed)
+            // A browser-session cookie: the server alone decides when a session ends.
+            .session_lifecycle(
+                BrowserSession::default()
+                    .state_ttl(time::Duration::seconds(settings.idle_timeout_secs as i64)),
+            )
+            .build();
+        SessionLayer { middleware }
+    }
+
+    /// `resource` with the session loaded before its handler runs (and saved after), the
+    /// cookies JWT mode decided on added to its response, and store failures answered as 503
+    /// (unreachable) or 500 (anything else).
+    pub fn wrap(
+        self,
+        resource: Resource,
+    ) -> Resource<
+        impl ServiceFactory<
+            ServiceRequest,
+            Config = (),
+            Response = ServiceResponse<impl MessageBody>,
+            Error = Error,
+            InitError = (),
+        >,
+    > {
+        resource
+            .wrap(from_fn(apply_pending_cookies))
+            .wrap(self.middleware)
+            .wrap(from_fn(answer_store_failures))
+    }
+}
+
+/// Placed around actix-session's middleware: turns exactly the errors of our session backend
+/// into the 503 page (the person is not logged out, only asked to retry) or, when Redis
+/// refused a command we built, into a 500.
+async fn answer_store_failures(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let api = req.path().starts_with("/api/");
+    let (result, failure) = FAILURE
+        .scope(Cell::new(None), async move {
+            let result = next.call(req).await;
+            (result, FAILURE.with(Cell::take))
+        })
+        .await;
+    match result {
+        Err(err) if is_session_store_error(&err) => {
+            let (class, cause) = failure.unwrap_or_else(|| (ErrorClass::Bug, err.to_string()));
+            let response = store_error_response(&cause, class, api);
+            // The request was handed to the inner service, so the answer travels as an error
+            // whose response is the 503 (or 500).
+            Err(InternalError::from_response(err, with_security_headers(response)).into())
+        }
+        other => other,
+    }
+}
+
+fn is_session_store_error(err: &Error) -> bool {
+    err.as_error::<InternalError<LoadError>>().is_some()
+        || err.as_error::<InternalError<SaveError>>().is_some()
+        || err.as_error::<InternalError<UpdateError>>().is_some()
+        || err.as_error::<InternalError<anyhow::Error>>().is_some()
+}
