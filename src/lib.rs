@@ -3,7 +3,8 @@
 //! - `store`: where sessions, users and counters live (Redis, or embedded memory).
 //! - `auth`: how a request becomes an identity (session IDs, passwords, CSRF, throttling).
 //! - `routes`: the HTTP surface; `web`: middleware shared by every route.
-//! - `users`: user administration; `startup`: builds the app for `main` and the tests.
+//! - `users`: user administration; `startup`: builds the app for `main` and the tests;
+//!   `state`: what every handler can reach.
 
 pub mod audit;
 pub mod auth;
@@ -16,6 +17,7 @@ pub mod error;
 pub mod metrics;
 pub mod routes;
 pub mod startup;
+pub mod state;
 pub mod store;
 pub mod telemetry;
 pub mod users;

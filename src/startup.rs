@@ -24,40 +24,10 @@ use crate::config::{AuthMode, Settings};
 use crate::error::page_response;
 use crate::metrics::Metrics;
 use crate::routes;
+use crate::state::AppState;
 use crate::store::{Store, StoreError};
 use crate::users::{self, UserError};
 use crate::web::middleware::{reject_cross_site, security_headers};
-
-/// What every handler can reach.
-pub struct AppState {
-    pub store: Arc<Store>,
-    pub settings: Arc<Settings>,
-    pub clock: Clock,
-    /// Verified against when the user does not exist, so that case costs the same time.
-    pub dummy_phc: Arc<str>,
-    pub metrics: Arc<Metrics>,
-    pub auth: Authenticator,
-}
-
-impl AppState {
-    pub async fn audit(
-        &self,
-        action: crate::audit::Action,
-        actor: &str,
-        target: &str,
-        detail: &str,
-        ip: &str,
-    ) -> Result<(), StoreError> {
-        let event = crate::audit::Event {
-            action,
-            actor,
-            target,
-            detail,
-            ip,
-        };
-        crate::audit::record(&self.store, &self.metrics, self.clock.now(), event).await
-    }
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {

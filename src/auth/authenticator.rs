@@ -15,7 +15,7 @@ use super::random::{RandomError, random_bytes, random_token};
 use super::session_store::{SESSION_ID_LEN, session_id_hash};
 use crate::audit::Action;
 use crate::config::SameSitePolicy;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::{
     AUTH_AT_FIELD, DEVICE_FIELD, IP_FIELD, REFRESH_FIELD, RefreshOutcome, StoreError, UID_FIELD,
 };
@@ -380,7 +380,7 @@ impl JwtMode {
             RefreshOutcome::Raced => Ok(None),
             RefreshOutcome::Reused { user } => {
                 tracing::warn!(user, "refresh token reused: family revoked");
-                let ip = crate::routes::client_ip(req, &state.settings);
+                let ip = crate::web::request::client_ip(req, &state.settings);
                 let detail = format!("refresh token reuse; family {family} revoked");
                 state
                     .audit(Action::RefreshReuse, "", &user, &detail, &ip)

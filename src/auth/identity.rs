@@ -9,7 +9,7 @@ use actix_web::{
 use futures_util::future::LocalBoxFuture;
 
 use super::csrf::{self, CsrfError};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::{AUTH_AT_FIELD, HANDLE_FIELD, ROLES_FIELD, StoreError, UID_FIELD};
 
 /// What proved who the request is from.
@@ -133,7 +133,9 @@ impl ResponseError for AuthError {
             AuthError::Anonymous { api: true, .. } => StatusCode::UNAUTHORIZED,
             AuthError::Anonymous { api: false, .. } => StatusCode::SEE_OTHER,
             AuthError::Forbidden { .. } => StatusCode::FORBIDDEN,
-            AuthError::Store { source, .. } => crate::error::store_error_status(source.class()),
+            AuthError::Store { source, .. } => {
+                crate::web::response::store_error_status(source.class())
+            }
         }
     }
 
@@ -146,7 +148,10 @@ impl ResponseError for AuthError {
                 let location = if next == "/" {
                     "/login".to_owned()
                 } else {
-                    format!("/login?next={}", crate::routes::encode_query_value(next))
+                    format!(
+                        "/login?next={}",
+                        crate::web::request::encode_query_value(next)
+                    )
                 };
                 HttpResponse::SeeOther()
                     .insert_header((header::LOCATION, location))
@@ -155,14 +160,14 @@ impl ResponseError for AuthError {
             AuthError::Forbidden { api: true } => {
                 HttpResponse::Forbidden().json(serde_json::json!({"error": "forbidden"}))
             }
-            AuthError::Forbidden { api: false } => crate::error::page_response(
+            AuthError::Forbidden { api: false } => crate::web::response::page_response(
                 StatusCode::FORBIDDEN,
                 "Forbidden",
                 "Your account does not have the role this page needs.",
             ),
             AuthError::Store { api, source } => {
-                let cause = crate::error::cause_chain(source);
-                crate::error::store_error_response(&cause, source.class(), *api)
+                let cause = crate::web::response::cause_chain(source);
+                crate::web::response::store_error_response(&cause, source.class(), *api)
             }
         }
     }

@@ -19,9 +19,9 @@ use actix_web::{Error, Resource};
 
 use super::session_store::SessionBackend;
 use crate::config::{SameSitePolicy, SessionSettings};
-use crate::error::store_error_response;
 use crate::store::{ErrorClass, Store, StoreError};
 use crate::web::middleware::{apply_pending_cookies, with_security_headers};
+use crate::web::response::{cause_chain, store_error_response};
 
 tokio::task_local! {
     /// What the session backend saw go wrong during this request, if anything: actix-session
@@ -32,7 +32,7 @@ tokio::task_local! {
 
 /// Called by the session backend where a store call fails.
 pub(super) fn note_failure(err: StoreError) -> anyhow::Error {
-    let noted = (err.class(), crate::error::cause_chain(&err));
+    let noted = (err.class(), cause_chain(&err));
     // Outside a wrapped route (the CLI, a unit test) there is nothing to tell.
     let _ = FAILURE.try_with(|cell| cell.set(Some(noted)));
     err.into()

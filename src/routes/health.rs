@@ -1,6 +1,6 @@
 use actix_web::{HttpResponse, web};
 
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Liveness: the process is running and serving HTTP.
 pub async fn healthz() -> HttpResponse {

@@ -6,7 +6,7 @@ use crate::audit::Action;
 use crate::auth::{MaybeIdentity, csrf};
 use crate::error::PageError;
 use crate::routes::{client_ip, see_other};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Deserialize)]
 pub struct LogoutForm {

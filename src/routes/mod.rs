@@ -11,12 +11,12 @@ pub mod paging;
 pub mod static_files;
 
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, http::header, web};
-use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::auth::Identity;
 use crate::auth::session_layer::SessionLayer;
-use crate::config::Settings;
 use crate::error::{PageError, page_response};
+pub use crate::web::request::{client_ip, encode_query_value};
+pub use crate::web::response::Nav;
 
 /// The route table. Routes that need the identity or the session go through `sessions`
 /// (actix-session's middleware, per resource); the rest never touch the store.
@@ -128,10 +128,6 @@ pub async fn not_found() -> HttpResponse {
     )
 }
 
-pub fn encode_query_value(value: &str) -> String {
-    utf8_percent_encode(value, NON_ALPHANUMERIC).to_string()
-}
-
 /// Where to go after login: a same-site relative path, or `/`. Anything that a browser could
 /// read as another origin (`//evil`, `/\evil`, `https:`, control characters) is dropped.
 pub fn safe_next(next: Option<&str>) -> String {
@@ -146,30 +142,6 @@ pub fn safe_next(next: Option<&str>) -> String {
         }
         _ => "/".to_owned(),
     }
-}
-
-/// The client's address for throttling and the session record.
-pub fn client_ip(req: &HttpRequest, settings: &Settings) -> String {
-    if settings.server.trust_forwarded_for
-        && let Some(first) = req
-            .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-        && let Ok(ip) = first.trim().parse::<std::net::IpAddr>()
-    {
-        return ip.to_string();
-    }
-    req.peer_addr()
-        .map(|addr| addr.ip().to_string())
-        .unwrap_or_else(|| "unknown".to_owned())
-}
-
-/// What the header shows a signed-in person on every page.
-pub struct Nav {
-    pub username: String,
-    pub is_admin: bool,
-    pub csrf: String,
 }
 
 impl Nav {

@@ -20,237 +20,12 @@ use super::{
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 
-/// Loads a session, enforces idle and absolute expiry, joins the owner's roles and disabled
-/// flag, and slides the expiry, all in the one round trip an authenticated request may cost.
-/// User and index keys are derived inside the script, which is fine on a standalone Redis
-/// (the documented deployment) but would need hash tags on a cluster.
-const LOAD_SESSION: &str = r#"
-local raw = redis.call('HGETALL', KEYS[1])
-if #raw == 0 then return false end
-local created, seen, uid = 0, 0, nil
-for i = 1, #raw, 2 do
-  local f = raw[i]
-  if f == '_c' then created = tonumber(raw[i + 1])
-  elseif f == '_s' then seen = tonumber(raw[i + 1])
-  -- A JSON string of a validated user name ([a-z0-9._-]): no escapes, just the quotes.
-  elseif f == 'uid' then uid = string.sub(raw[i + 1], 2, -2) end
-end
-local now = tonumber(ARGV[1])
-local idle = tonumber(ARGV[2])
-local absolute = tonumber(ARGV[3])
-local function drop()
-  redis.call('DEL', KEYS[1])
-  if uid then redis.call('ZREM', ARGV[6] .. uid, ARGV[7]) end
-  return false
-end
-if now >= math.min(seen + idle, created + absolute) then return drop() end
-local roles = ''
-if uid then
-  local user = redis.call('HMGET', ARGV[5] .. uid, 'roles', 'disabled')
-  if not user[1] or user[2] == '1' then return drop() end
-  roles = user[1]
-end
-if now - seen >= tonumber(ARGV[4]) then
-  local expires = math.min(now + idle, created + absolute)
-  redis.call('HSET', KEYS[1], '_s', ARGV[1])
-  redis.call('EXPIREAT', KEYS[1], expires)
-  if uid then
-    redis.call('ZADD', ARGV[6] .. uid, expires, ARGV[7])
-    local active = ARGV[8] .. math.floor(now / 60)
-    redis.call('PFADD', active, ARGV[7])
-    redis.call('EXPIRE', active, ARGV[9])
-  end
-  for i = 1, #raw, 2 do
-    if raw[i] == '_s' then raw[i + 1] = ARGV[1] end
-  end
-end
-raw[#raw + 1] = '_roles'
-raw[#raw + 1] = roles
-raw[#raw + 1] = '_h'
-raw[#raw + 1] = ARGV[7]
-return raw
-"#;
-
-/// Replaces the application fields of a live session. A missing session stays missing, so a
-/// request racing a logout cannot resurrect it; `uid` and store-managed `_` fields are fixed.
-const UPDATE_SESSION: &str = r#"
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local keep = {}
-local args = {}
-for i = 1, #ARGV, 2 do
-  local f = ARGV[i]
-  if string.sub(f, 1, 1) ~= '_' and f ~= 'uid' then
-    keep[f] = true
-    args[#args + 1] = f
-    args[#args + 1] = ARGV[i + 1]
-  end
-end
-for _, f in ipairs(redis.call('HKEYS', KEYS[1])) do
-  if not keep[f] and string.sub(f, 1, 1) ~= '_' and f ~= 'uid' then
-    redis.call('HDEL', KEYS[1], f)
-  end
-end
-if #args > 0 then redis.call('HSET', KEYS[1], unpack(args)) end
-return 1
-"#;
-
-/// Deletes a session and its entry in the owner's index; in JWT mode (ARGV[4] > 0) the family
-/// goes on the deny-list, so every access token minted for it is refused.
-const DELETE_SESSION: &str = r#"
-local uid = redis.call('HGET', KEYS[1], 'uid')
-redis.call('DEL', KEYS[1])
-if uid then
-  redis.call('ZREM', ARGV[1] .. cjson.decode(uid), ARGV[2])
-  if tonumber(ARGV[4]) > 0 then redis.call('SET', ARGV[3] .. ARGV[2], '1', 'EX', ARGV[4]) end
-end
-return 1
-"#;
-
-/// JWT mode: presents a refresh token to its family. The current token rotates (and the
-/// family slides like a session); the previous one within the grace window is a race, refused;
-/// anything else is reuse of a stolen or replayed token, and the family dies.
-const ROTATE_REFRESH: &str = r#"
-local raw = redis.call('HGETALL', KEYS[1])
-if #raw == 0 then return {'gone'} end
-local s = {}
-for i = 1, #raw, 2 do s[raw[i]] = raw[i + 1] end
-local now = tonumber(ARGV[1])
-local idle = tonumber(ARGV[2])
-local absolute = tonumber(ARGV[3])
-local created = tonumber(s['_c']) or 0
-local seen = tonumber(s['_s']) or 0
-if not s['uid'] then return {'gone'} end
-local uid = cjson.decode(s['uid'])
-local function drop()
-  redis.call('DEL', KEYS[1])
-  redis.call('ZREM', ARGV[5] .. uid, ARGV[6])
-  if tonumber(ARGV[13]) > 0 then redis.call('SET', ARGV[12] .. ARGV[6], '1', 'EX', ARGV[13]) end
-end
-if now >= math.min(seen + idle, created + absolute) then drop() return {'gone'} end
-local user = redis.call('HMGET', ARGV[4] .. uid, 'roles', 'disabled')
-if not user[1] or user[2] == '1' then drop() return {'gone'} end
-if s['rt'] == ARGV[7] then
-  local expires = math.min(now + idle, created + absolute)
-  redis.call('HSET', KEYS[1], 'rt', ARGV[8], 'prt', ARGV[7], 'rot', ARGV[1], '_s', ARGV[1])
-  redis.call('EXPIREAT', KEYS[1], expires)
-  redis.call('ZADD', ARGV[5] .. uid, expires, ARGV[6])
-  local active = ARGV[10] .. math.floor(now / 60)
-  redis.call('PFADD', active, ARGV[6])
-  redis.call('EXPIRE', active, ARGV[11])
-  return {'rotated', uid, user[1], s['at'] or '0', tostring(created)}
-end
-if s['prt'] == ARGV[7] and now - (tonumber(s['rot']) or 0) <= tonumber(ARGV[9]) then
-  return {'raced'}
-end
-drop()
-return {'reused', uid}
-"#;
-
-/// Sets one field of a live session, never creating one.
-const SET_SESSION_FIELD: &str = r#"
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return 1
-"#;
-
-/// Stores a new session; an authenticated one also enters the owner's index (pruned of
-/// expired entries), the global stream (trimmed by server time to the absolute timeout) and
-/// this minute's activity estimate.
-const CREATE_SESSION: &str = r#"
-local fields = {}
-for i = 7, #ARGV do fields[#fields + 1] = ARGV[i] end
-redis.call('HSET', KEYS[1], unpack(fields))
-redis.call('EXPIREAT', KEYS[1], ARGV[2])
-if ARGV[5] ~= '' then
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', ARGV[1])
-  redis.call('ZADD', KEYS[2], ARGV[2], ARGV[4])
-  redis.call('EXPIRE', KEYS[2], ARGV[3])
-  local t = redis.call('TIME')
-  local oldest = (tonumber(t[1]) - tonumber(ARGV[3])) * 1000
-    redis.call('XADD', KEYS[3], 'MINID', '~', oldest, '*', 'h', ARGV[4])
-  redis.call('PFADD', KEYS[4], ARGV[4])
-  redis.call('EXPIRE', KEYS[4], ARGV[6])
-end
-return 1
-"#;
-
-/// Deletes every session in a user's index but one (`ARGV[2]`, may be empty); returns how many
-/// were live. In JWT mode (ARGV[5] > 0) each family goes on the deny-list, and without a
-/// session to keep, every token of the user issued up to now (`KEYS[2]`, "not before").
-const REVOKE_ALL: &str = r#"
-local live = 0
-local marker = tonumber(ARGV[5])
-for _, h in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  if h ~= ARGV[2] then
-    if marker > 0 then redis.call('SET', ARGV[6] .. h, '1', 'EX', marker) end
-    live = live + redis.call('DEL', ARGV[1] .. h)
-    redis.call('ZREM', KEYS[1], h)
-  end
-end
-if ARGV[2] == '' and marker > 0 then redis.call('SET', KEYS[2], ARGV[4], 'EX', marker) end
-return live
-"#;
-
-/// Deletes one session, only if it is in this user's index: a handle alone proves nothing.
-const REVOKE_ONE: &str = r#"
-if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
-redis.call('ZREM', KEYS[1], ARGV[1])
-if tonumber(ARGV[3]) > 0 then redis.call('SET', ARGV[2] .. ARGV[1], '1', 'EX', ARGV[3]) end
-return redis.call('DEL', KEYS[2])
-"#;
-
-const CREATE_USER: &str = r#"
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'phc', ARGV[2], 'roles', ARGV[3], 'disabled', ARGV[4], 'created', ARGV[5])
-redis.call('ZADD', KEYS[2], 0, ARGV[1])
-if ARGV[6] == '1' and ARGV[4] == '0' then redis.call('SADD', KEYS[3], ARGV[1]) end
-return 1
-"#;
-
-/// Sets roles; keeps the set of enabled admins; with ARGV[4] = '1', refuses (-1) to take the
-/// role from the last enabled admin. Atomic, so two admins demoting each other at once cannot
-/// both succeed.
-const SET_ROLES: &str = r#"
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local is_admin = redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1
-if is_admin and ARGV[3] == '0' and ARGV[4] == '1' and redis.call('SCARD', KEYS[2]) <= 1 then
-  return -1
-end
-redis.call('HSET', KEYS[1], 'roles', ARGV[2])
-if tonumber(ARGV[6]) > 0 then redis.call('SET', KEYS[3], ARGV[5], 'EX', ARGV[6]) end
-if ARGV[3] == '1' and redis.call('HGET', KEYS[1], 'disabled') ~= '1' then
-  redis.call('SADD', KEYS[2], ARGV[1])
-else
-  redis.call('SREM', KEYS[2], ARGV[1])
-end
-return 1
-"#;
-
-/// Sets the disabled flag under the same guard as `SET_ROLES`.
-const SET_DISABLED: &str = r#"
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local is_admin = redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1
-if is_admin and ARGV[2] == '1' and ARGV[3] == '1' and redis.call('SCARD', KEYS[2]) <= 1 then
-  return -1
-end
-redis.call('HSET', KEYS[1], 'disabled', ARGV[2])
-if tonumber(ARGV[5]) > 0 then redis.call('SET', KEYS[3], ARGV[4], 'EX', ARGV[5]) end
-local roles = ',' .. (redis.call('HGET', KEYS[1], 'roles') or '') .. ','
-if ARGV[2] == '0' and string.find(roles, ',admin,', 1, true) then
-  redis.call('SADD', KEYS[2], ARGV[1])
-else
-  redis.call('SREM', KEYS[2], ARGV[1])
-end
-return 1
-"#;
-
-/// Sets one field of an existing user; never creates a half user.
-const SET_USER_FIELD: &str = r#"
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return 1
-"#;
-
+/// The Lua scripts, one file per operation in `src/store/lua/` (named `<operation>-<key count>`,
+/// each opening with its KEYS, ARGV and reply). Scripts that declare every key they touch carry
+/// a `#!lua` shebang (Redis 7 script flags: refused whole, not halfway, when Redis is out of
+/// memory). Standalone Redis does not check declared keys, shebang or not (checked on 7.0.15):
+/// only Redis Cluster does, so the scripts without a shebang, which derive keys from what they
+/// read, are what the cluster key schema must change.
 struct Scripts {
     load: Script,
     rotate_refresh: Script,
@@ -307,18 +82,18 @@ impl RedisStore {
             policy,
             metrics,
             scripts: Scripts {
-                load: Script::new(LOAD_SESSION),
-                rotate_refresh: Script::new(ROTATE_REFRESH),
-                set_session_field: Script::new(SET_SESSION_FIELD),
-                create: Script::new(CREATE_SESSION),
-                update: Script::new(UPDATE_SESSION),
-                delete: Script::new(DELETE_SESSION),
-                revoke_all: Script::new(REVOKE_ALL),
-                revoke_one: Script::new(REVOKE_ONE),
-                create_user: Script::new(CREATE_USER),
-                set_roles: Script::new(SET_ROLES),
-                set_disabled: Script::new(SET_DISABLED),
-                set_user_field: Script::new(SET_USER_FIELD),
+                load: Script::new(include_str!("lua/load_session-1.lua")),
+                rotate_refresh: Script::new(include_str!("lua/rotate_refresh-1.lua")),
+                set_session_field: Script::new(include_str!("lua/set_session_field-1.lua")),
+                create: Script::new(include_str!("lua/create_session-4.lua")),
+                update: Script::new(include_str!("lua/update_session-1.lua")),
+                delete: Script::new(include_str!("lua/delete_session-1.lua")),
+                revoke_all: Script::new(include_str!("lua/revoke_all-2.lua")),
+                revoke_one: Script::new(include_str!("lua/revoke_one-2.lua")),
+                create_user: Script::new(include_str!("lua/create_user-3.lua")),
+                set_roles: Script::new(include_str!("lua/set_roles-3.lua")),
+                set_disabled: Script::new(include_str!("lua/set_disabled-3.lua")),
+                set_user_field: Script::new(include_str!("lua/set_user_field-1.lua")),
             },
         })
     }
@@ -597,7 +372,6 @@ impl RedisStore {
             .key(format!("{}{user}", self.keys.not_before_prefix()))
             .arg(self.keys.session_prefix())
             .arg(keep.unwrap_or_default())
-            .arg("")
             .arg(self.clock.now())
             .arg(self.policy.marker_secs)
             .arg(self.keys.deny_prefix());

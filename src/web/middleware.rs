@@ -6,7 +6,7 @@ use actix_web::{
     middleware::{DefaultHeaders, Next},
 };
 
-use crate::error::page_response;
+use crate::web::response::page_response;
 
 /// Headers every response carries. `no-store` goes on everything but the stylesheet (which
 /// sets its own): pages here are either authenticated or set a cookie.
@@ -96,7 +96,7 @@ pub async fn record_request_duration(
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
     let started = std::time::Instant::now();
     let metrics = req
-        .app_data::<actix_web::web::Data<crate::startup::AppState>>()
+        .app_data::<actix_web::web::Data<crate::state::AppState>>()
         .map(|state| state.metrics.clone());
     let route = req
         .match_pattern()

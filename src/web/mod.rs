@@ -1,4 +1,6 @@
-//! HTTP plumbing shared by every route: security headers, the cross-site guard, the mapping of
-//! store outages to 503, body limits.
+//! HTTP plumbing shared by every route: security headers, the cross-site guard, reading the
+//! client's address, building error pages and store-failure answers.
 
 pub mod middleware;
+pub mod request;
+pub mod response;

@@ -8,7 +8,7 @@ use actix_web::{HttpRequest, HttpResponse};
 
 use crate::auth::Identity;
 use crate::routes::{encode_query_value, see_other};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Sends the person to confirm their password when they last typed it too long ago; `None`
 /// when it is fresh enough for a sensitive action.

@@ -7,7 +7,7 @@ use crate::audit::Action;
 use crate::auth::Identity;
 use crate::error::{PageError, page_response};
 use crate::routes::see_other;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Deserialize)]
 pub struct PasswordForm {

@@ -9,7 +9,7 @@ use crate::auth::password::{self, MAX_PASSWORD_LEN};
 use crate::auth::throttle::{LoginThrottle, Verdict};
 use crate::error::PageError;
 use crate::routes::{Nav, html, safe_next, see_other};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Template)]
 #[template(path = "reauth.html")]

@@ -6,7 +6,7 @@ use super::{ip, operator, require_step_up};
 use crate::auth::Identity;
 use crate::error::PageError;
 use crate::routes::{Nav, format_time, html, see_other};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub struct SessionRow {
     pub handle: String,

@@ -7,7 +7,7 @@ use crate::auth::Identity;
 use crate::error::PageError;
 use crate::routes::paging::stream_cursor;
 use crate::routes::{Nav, html};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::users::optional_name;
 
 const PAGE_SIZE: usize = 50;

@@ -10,7 +10,7 @@ use askama::Template;
 use crate::auth::{AuthError, Identity};
 use crate::error::PageError;
 use crate::routes::{Nav, format_time, html};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::{AuditEntry, Stat};
 
 pub fn require_admin(identity: &Identity, req: &HttpRequest) -> Result<(), AuthError> {

@@ -8,7 +8,7 @@ use crate::auth::Identity;
 use crate::error::PageError;
 use crate::routes::paging::stream_cursor;
 use crate::routes::{Nav, html};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::users::optional_name;
 
 #[derive(Template)]

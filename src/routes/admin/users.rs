@@ -8,7 +8,7 @@ use crate::error::PageError;
 use crate::routes::account::{ip, operator, require_step_up};
 use crate::routes::paging::{name_cursor, search_text};
 use crate::routes::{Nav, encode_query_value, format_time, html, parse_roles, see_other};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::{UserSummary, is_admin};
 use crate::users::normalize_name;
 

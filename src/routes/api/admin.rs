@@ -9,7 +9,7 @@ use super::{ApiError, require_api_csrf};
 use crate::auth::Identity;
 use crate::routes::account::{ip, operator};
 use crate::routes::paging::{self, name_cursor, search_text, stream_cursor};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::is_admin;
 use crate::users::{normalize_name, optional_name};
 

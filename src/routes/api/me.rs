@@ -2,7 +2,7 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 
 use crate::auth::Identity;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Serialize)]
 struct Me<'a> {

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use crate::auth::password::{self, MAX_PASSWORD_LEN};
 use crate::auth::{AuthError, Identity};
 use crate::error::user_error_status;
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::store::StoreError;
 use crate::users::UserError;
 

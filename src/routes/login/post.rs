@@ -10,7 +10,7 @@ use crate::auth::throttle::{LoginThrottle, Verdict};
 use crate::device;
 use crate::error::PageError;
 use crate::routes::{client_ip, safe_next, see_other};
-use crate::startup::AppState;
+use crate::state::AppState;
 use crate::users::normalize_name;
 
 #[derive(Deserialize)]

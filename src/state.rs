@@ -1,0 +1,41 @@
+//! What every handler can reach: the store, the settings, the clock, the metrics and the
+//! authenticator. Below routes and auth, so both read it without importing each other.
+
+use std::sync::Arc;
+
+use crate::auth::authenticator::Authenticator;
+use crate::clock::Clock;
+use crate::config::Settings;
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError};
+
+/// What every handler can reach.
+pub struct AppState {
+    pub store: Arc<Store>,
+    pub settings: Arc<Settings>,
+    pub clock: Clock,
+    /// Verified against when the user does not exist, so that case costs the same time.
+    pub dummy_phc: Arc<str>,
+    pub metrics: Arc<Metrics>,
+    pub auth: Authenticator,
+}
+
+impl AppState {
+    pub async fn audit(
+        &self,
+        action: crate::audit::Action,
+        actor: &str,
+        target: &str,
+        detail: &str,
+        ip: &str,
+    ) -> Result<(), StoreError> {
+        let event = crate::audit::Event {
+            action,
+            actor,
+            target,
+            detail,
+            ip,
+        };
+        crate::audit::record(&self.store, &self.metrics, self.clock.now(), event).await
+    }
+}

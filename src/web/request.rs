@@ -1,0 +1,27 @@
+//! What a handler or the authenticator reads off a request, and how a value goes into a URL.
+
+use actix_web::HttpRequest;
+use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
+
+use crate::config::Settings;
+
+pub fn encode_query_value(value: &str) -> String {
+    utf8_percent_encode(value, NON_ALPHANUMERIC).to_string()
+}
+
+/// The client's address for throttling and the session record.
+pub fn client_ip(req: &HttpRequest, settings: &Settings) -> String {
+    if settings.server.trust_forwarded_for
+        && let Some(first) = req
+            .headers()
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+        && let Ok(ip) = first.trim().parse::<std::net::IpAddr>()
+    {
+        return ip.to_string();
+    }
+    req.peer_addr()
+        .map(|addr| addr.ip().to_string())
+        .unwrap_or_else(|| "unknown".to_owned())
+}
