@@ -567,6 +567,9 @@ impl RedisStore {
         let mut items = Vec::with_capacity(limit);
         let mut cursor = after.map(str::to_owned);
         let mut scanned = 0;
+        if after == Some(FIRST_STREAM_ID) {
+            return Ok(Page { items, next: None });
+        }
         loop {
             let start = match &cursor {
                 Some(id) => format!("({id}"),
@@ -635,8 +638,9 @@ impl RedisStore {
         limit: usize,
     ) -> Result<Page<UserSummary>, StoreError> {
         let min: Vec<u8> = match after {
-            Some(after) => [b"(".as_slice(), after.as_bytes()].concat(),
-            None => [b"[".as_slice(), prefix.as_bytes()].concat(),
+            // A cursor before the prefix would list names that do not match it.
+            Some(after) if after >= prefix => [b"(".as_slice(), after.as_bytes()].concat(),
+            _ => [b"[".as_slice(), prefix.as_bytes()].concat(),
         };
         // Names are ASCII, so 0xff sorts after every name that starts with the prefix.
         let max: Vec<u8> = [b"[".as_slice(), prefix.as_bytes(), &[0xff]].concat();
@@ -798,6 +802,12 @@ impl RedisStore {
         before: Option<&str>,
         limit: usize,
     ) -> Result<Page<AuditEntry>, StoreError> {
+        if before == Some(FIRST_STREAM_ID) {
+            return Ok(Page {
+                items: Vec::new(),
+                next: None,
+            });
+        }
         let key = self.keys.audit(user);
         let start = match before {
             Some(id) => format!("({id}"),
@@ -870,6 +880,9 @@ impl RedisStore {
         Ok(value)
     }
 }
+
+/// Nothing comes before it, and Redis refuses an exclusive range that starts there.
+const FIRST_STREAM_ID: &str = "0-0";
 
 fn flag(on: bool) -> &'static str {
     if on { "1" } else { "0" }

@@ -1025,13 +1025,15 @@ async fn a_search_that_matches_nobody_is_an_empty_page(backend: Backend) {
     let past_the_end = admin.get("/admin/users?after=zzzz").await;
     let api = admin.get("/api/admin/users?q=zzz").await;
     let api_past_the_end = admin.get("/api/admin/users?after=zzzz&limit=10").await;
+    // A cursor that sorts before the search text does not widen the search.
+    let api_cursor_before_prefix = admin.get("/api/admin/users?q=zzz&after=alice").await;
 
     // Assert: "no users match", not "temporarily unavailable".
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("No users match."));
     assert_eq!(past_the_end.status, 200);
     assert!(past_the_end.body.contains("No users match."));
-    for response in [api, api_past_the_end] {
+    for response in [api, api_past_the_end, api_cursor_before_prefix] {
         assert_eq!(response.status, 200, "{}", response.body);
         let body: Value = serde_json::from_str(&response.body).unwrap();
         assert_eq!(body["items"], serde_json::json!([]));
@@ -1086,7 +1088,9 @@ async fn malformed_paging_parameters_are_400_naming_the_parameter(backend: Backe
             "{path}: {body}"
         );
     }
-    // Cursors a previous page handed out still work.
+    // Cursors a previous page handed out still work, and so does the smallest one.
+    assert_eq!(admin.get("/admin/audit?before=0-0").await.status, 200);
+    assert_eq!(admin.get("/api/admin/sessions?after=0-0").await.status, 200);
     assert_eq!(
         admin
             .get("/admin/audit?before=99999999999999-0")

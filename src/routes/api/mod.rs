@@ -6,6 +6,7 @@ pub mod me;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, http::Method, http::StatusCode, web};
 use serde::Deserialize;
 
+use crate::auth::authenticator::SignInError;
 use crate::auth::password::{self, MAX_PASSWORD_LEN};
 use crate::auth::{AuthError, Identity};
 use crate::error::user_error_status;
@@ -150,6 +151,9 @@ pub async fn reauth(
         .auth
         .mark_authenticated(&req, &identity, &state)
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(|e| match e {
+            SignInError::Store(e) => ApiError::Store(e),
+            other => ApiError::Internal(other.to_string()),
+        })?;
     Ok(HttpResponse::NoContent().finish())
 }
