@@ -9,10 +9,8 @@ use crate::auth::csrf::CsrfError;
 use crate::auth::password::PasswordError;
 use crate::auth::random::RandomError;
 use crate::store::StoreError;
-pub use crate::web::response::{
-    cause_chain, internal_error_page, page_response, service_unavailable_page,
-    store_error_response, store_error_status,
-};
+pub use crate::web::response::page_response;
+use crate::web::response::{internal_error_page, store_error_status, store_failure_response};
 
 #[derive(thiserror::Error)]
 pub enum PageError {
@@ -111,7 +109,7 @@ impl ResponseError for PageError {
                 "This form was not issued to your session, or it came from another site. \
                  Go back, reload the page and try again.",
             ),
-            PageError::Store(e) => store_error_response(&cause_chain(e), e.class(), false),
+            PageError::Store(e) => store_failure_response(e, false),
             PageError::BadRequest(message) => {
                 page_response(StatusCode::BAD_REQUEST, "Bad request", message)
             }

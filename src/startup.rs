@@ -242,7 +242,7 @@ fn form_error(err: UrlencodedError, _req: &HttpRequest) -> actix_web::Error {
 /// A query string that does not fit the route's parameters (a text where a number belongs, a
 /// repeated parameter): 400, in JSON on the API.
 fn query_error(err: QueryPayloadError, req: &HttpRequest) -> actix_web::Error {
-    let response = if req.path().starts_with("/api/") {
+    let response = if crate::web::request::wants_json(req) {
         actix_web::HttpResponse::BadRequest().json(serde_json::json!({
             "error": "invalid",
             "message": format!("malformed query string: {err}"),

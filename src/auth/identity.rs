@@ -11,6 +11,7 @@ use futures_util::future::LocalBoxFuture;
 use super::csrf::{self, CsrfError};
 use crate::state::AppState;
 use crate::store::{AUTH_AT_FIELD, HANDLE_FIELD, ROLES_FIELD, StoreError, UID_FIELD};
+pub use crate::web::request::wants_json;
 
 /// What proved who the request is from.
 #[derive(Clone)]
@@ -112,11 +113,6 @@ impl Identity {
     }
 }
 
-/// API routes answer in JSON; pages answer with redirects and HTML.
-pub fn wants_json(req: &HttpRequest) -> bool {
-    req.path().starts_with("/api/")
-}
-
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("not logged in")]
@@ -166,8 +162,7 @@ impl ResponseError for AuthError {
                 "Your account does not have the role this page needs.",
             ),
             AuthError::Store { api, source } => {
-                let cause = crate::web::response::cause_chain(source);
-                crate::web::response::store_error_response(&cause, source.class(), *api)
+                crate::web::response::store_failure_response(source, *api)
             }
         }
     }

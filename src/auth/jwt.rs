@@ -481,11 +481,6 @@ impl JwtAuthority {
             .map(|v| &v.decoding)
             .ok_or(TokenError::UnknownKey)
     }
-
-    /// The signing key's ID, as tokens and the JWKS carry it.
-    pub fn kid(&self) -> &str {
-        &self.kid
-    }
 }
 
 /// A CSRF token for a refresh family: HMAC-SHA256(secret, handle), 128 bits. Stateless, tied

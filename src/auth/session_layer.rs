@@ -21,6 +21,7 @@ use super::session_store::SessionBackend;
 use crate::config::{SameSitePolicy, SessionSettings};
 use crate::store::{ErrorClass, Store, StoreError};
 use crate::web::middleware::{apply_pending_cookies, with_security_headers};
+use crate::web::request::wants_json;
 use crate::web::response::{cause_chain, store_error_response};
 
 tokio::task_local! {
@@ -96,7 +97,7 @@ async fn answer_store_failures(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, Error> {
-    let api = req.path().starts_with("/api/");
+    let api = wants_json(req.request());
     let (result, failure) = FAILURE
         .scope(Cell::new(None), async move {
             let result = next.call(req).await;

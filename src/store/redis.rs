@@ -142,54 +142,48 @@ impl RedisStore {
     }
 
     /// Runs one exchange with Redis under the configured timeout. Failures are classified
-    /// here (`StoreError::from`), counted by class, and the thread's connection is replaced
-    /// when the failure means the connection itself is gone.
+    /// (`StoreError::from`) and counted by class, and the thread's connection is replaced when
+    /// the failure means the connection itself is gone.
     async fn run<T, F, Fut>(&self, exchange: F) -> Result<T, StoreError>
     where
         F: FnOnce(MultiplexedConnection) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
-        let result = self.exchange(exchange).await;
-        if let Err(err) = &result {
+        let result = async {
+            let conn = self.connection().await?;
+            let started = std::time::Instant::now();
+            let outcome = tokio::time::timeout(self.timeout, exchange(conn)).await;
+            self.metrics
+                .store_round_trip
+                .observe(started.elapsed().as_secs_f64());
+            match outcome {
+                Ok(Ok(value)) => Ok(value),
+                Ok(Err(err)) => {
+                    if err.is_io_error()
+                        || err.is_connection_dropped()
+                        || err.is_connection_refusal()
+                        || err.is_unrecoverable_error()
+                        || err.is_timeout()
+                    {
+                        self.forget_connection();
+                    }
+                    Err(err.into())
+                }
+                Err(_) => {
+                    self.forget_connection();
+                    Err(StoreError::timeout(self.timeout_ms()))
+                }
+            }
+        }
+        .await;
+        result.inspect_err(|err| {
             self.metrics
                 .store_errors
                 .get_or_create(&crate::metrics::ClassLabels {
                     class: err.class().as_str(),
                 })
                 .inc();
-        }
-        result
-    }
-
-    async fn exchange<T, F, Fut>(&self, exchange: F) -> Result<T, StoreError>
-    where
-        F: FnOnce(MultiplexedConnection) -> Fut,
-        Fut: Future<Output = RedisResult<T>>,
-    {
-        let conn = self.connection().await?;
-        let started = std::time::Instant::now();
-        let outcome = tokio::time::timeout(self.timeout, exchange(conn)).await;
-        self.metrics
-            .store_round_trip
-            .observe(started.elapsed().as_secs_f64());
-        match outcome {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(err)) => {
-                if err.is_io_error()
-                    || err.is_connection_dropped()
-                    || err.is_connection_refusal()
-                    || err.is_unrecoverable_error()
-                    || err.is_timeout()
-                {
-                    self.forget_connection();
-                }
-                Err(err.into())
-            }
-            Err(_) => {
-                self.forget_connection();
-                Err(StoreError::timeout(self.timeout_ms()))
-            }
-        }
+        })
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
@@ -705,9 +699,6 @@ impl RedisStore {
     }
 
     pub async fn counters(&self, counters: &[String]) -> Result<Vec<Counter>, StoreError> {
-        if counters.is_empty() {
-            return Ok(Vec::new());
-        }
         let mut pipe = redis::pipe();
         for counter in counters {
             let key = self.keys.throttle(counter);
@@ -739,9 +730,6 @@ impl RedisStore {
         counters: &[String],
         window_secs: i64,
     ) -> Result<(), StoreError> {
-        if counters.is_empty() {
-            return Ok(());
-        }
         let mut pipe = redis::pipe();
         pipe.atomic();
         for counter in counters {

@@ -5,6 +5,11 @@ use percent_encoding::{NON_ALPHANUMERIC, utf8_percent_encode};
 
 use crate::config::Settings;
 
+/// API routes answer in JSON; pages answer with redirects and HTML.
+pub fn wants_json(req: &HttpRequest) -> bool {
+    req.path().starts_with("/api/")
+}
+
 pub fn encode_query_value(value: &str) -> String {
     utf8_percent_encode(value, NON_ALPHANUMERIC).to_string()
 }

@@ -4,7 +4,7 @@
 use actix_web::{HttpResponse, http::StatusCode, http::header};
 use askama::Template;
 
-use crate::store::ErrorClass;
+use crate::store::{ErrorClass, StoreError};
 
 /// What the header shows a signed-in person on every page.
 pub struct Nav {
@@ -94,6 +94,11 @@ pub fn store_error_response(cause: &str, class: ErrorClass, api: bool) -> HttpRe
             }
         }
     }
+}
+
+/// The answer to a failed store call, as a page or as JSON: its class decides 503 or 500.
+pub fn store_failure_response(err: &StoreError, api: bool) -> HttpResponse {
+    store_error_response(&cause_chain(err), err.class(), api)
 }
 
 /// "outer: cause: root cause", for one log line that explains itself.

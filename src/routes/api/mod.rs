@@ -54,7 +54,7 @@ impl ResponseError for ApiError {
             ApiError::Csrf | ApiError::StepUp => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::User(e) => user_error_status(e),
-            ApiError::Store(e) => crate::error::store_error_status(e.class()),
+            ApiError::Store(e) => crate::web::response::store_error_status(e.class()),
             ApiError::Invalid(_) => StatusCode::BAD_REQUEST,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -63,10 +63,7 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         match self {
             ApiError::Auth(e) => return e.error_response(),
-            ApiError::Store(e) => {
-                let cause = crate::error::cause_chain(e);
-                return crate::error::store_error_response(&cause, e.class(), true);
-            }
+            ApiError::Store(e) => return crate::web::response::store_failure_response(e, true),
             _ => {}
         }
         let code = match self {
