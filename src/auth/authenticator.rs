@@ -17,7 +17,8 @@ use crate::audit::Action;
 use crate::config::SameSitePolicy;
 use crate::state::AppState;
 use crate::store::{
-    AUTH_AT_FIELD, DEVICE_FIELD, IP_FIELD, REFRESH_FIELD, RefreshOutcome, StoreError, UID_FIELD,
+    AUTH_AT_FIELD, DEVICE_FIELD, IP_FIELD, REFRESH_FIELD, RefreshOutcome, Store, StoreError,
+    UID_FIELD,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -59,6 +60,55 @@ impl JwtMode {
             },
         }
     }
+
+    /// A new refresh family for `user` in the store and its first access token: what a login
+    /// issues once the password is checked (the benchmark issues its credentials here too).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn issue(
+        &self,
+        store: &Store,
+        user: &str,
+        roles: &[String],
+        ip: &str,
+        device: &str,
+        now: i64,
+        not_after: i64,
+    ) -> Result<IssuedTokens, SignInError> {
+        let family_id = random_token()?;
+        let handle = session_id_hash(&family_id);
+        let secret = random_token()?;
+        let fields = vec![
+            (UID_FIELD.to_owned(), json(user)),
+            (IP_FIELD.to_owned(), json(ip)),
+            (DEVICE_FIELD.to_owned(), json(device)),
+            (AUTH_AT_FIELD.to_owned(), now.to_string()),
+            (REFRESH_FIELD.to_owned(), token_hash(&secret)),
+        ];
+        store.create_session(&handle, Some(user), fields).await?;
+        let claims = self.authority.claims(
+            user,
+            roles.to_vec(),
+            &handle,
+            now,
+            now,
+            new_jti()?,
+            not_after,
+        );
+        Ok(IssuedTokens {
+            access_token: self.authority.mint(&claims)?,
+            refresh_value: format!("{family_id}.{secret}"),
+            handle,
+        })
+    }
+}
+
+/// What a login hands the browser in JWT mode: the access token and the refresh cookie's
+/// value (`family.secret`).
+pub struct IssuedTokens {
+    pub access_token: String,
+    pub refresh_value: String,
+    /// The refresh family's handle (its stored hash), as the dashboards name it.
+    pub handle: String,
 }
 
 /// Cookies to add to this request's response. JWT mode decides on them while extracting the
@@ -139,28 +189,12 @@ impl Authenticator {
             Authenticator::Jwt(mode) => {
                 // The pre-login session only carried the login form's CSRF token.
                 session.purge();
-                let family_id = random_token()?;
-                let handle = session_id_hash(&family_id);
-                let secret = random_token()?;
-                let jti = new_jti()?;
-                let fields = vec![
-                    (UID_FIELD.to_owned(), json(user)),
-                    (IP_FIELD.to_owned(), json(ip)),
-                    (DEVICE_FIELD.to_owned(), json(device)),
-                    (AUTH_AT_FIELD.to_owned(), now.to_string()),
-                    (REFRESH_FIELD.to_owned(), token_hash(&secret)),
-                ];
-                state
-                    .store
-                    .create_session(&handle, Some(user), fields)
-                    .await?;
                 let deadline = now + state.settings.session.absolute_timeout_secs as i64;
-                let claims =
-                    mode.authority
-                        .claims(user, roles.to_vec(), &handle, now, now, jti, deadline);
-                let token = mode.authority.mint(&claims)?;
-                push_cookie(req, mode.access_cookie(token));
-                push_cookie(req, mode.refresh_cookie(format!("{family_id}.{secret}")));
+                let issued = mode
+                    .issue(&state.store, user, roles, ip, device, now, deadline)
+                    .await?;
+                push_cookie(req, mode.access_cookie(issued.access_token));
+                push_cookie(req, mode.refresh_cookie(issued.refresh_value));
                 Ok(())
             }
         }

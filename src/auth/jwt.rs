@@ -290,6 +290,13 @@ fn generated_der(alg: JwtAlgorithm) -> Result<(Vec<u8>, &'static str), JwtSetupE
     }
 }
 
+/// A new private key for `alg` as a PEM file's text (`PRIVATE KEY`, PKCS#8): what
+/// `jwt.private_key_file` takes. Instances that share it verify each other's tokens.
+pub fn generate_private_key_pem(alg: JwtAlgorithm) -> Result<String, JwtSetupError> {
+    let (der, label) = generated_der(alg)?;
+    Ok(pem::encode(&pem::Pem::new(label, der)))
+}
+
 impl JwtAuthority {
     /// Loads the configured key (file or HS256 secret) or generates one.
     pub fn from_settings(

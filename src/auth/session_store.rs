@@ -53,8 +53,27 @@ fn application_fields(state: SessionState) -> Vec<(String, String)> {
         .collect()
 }
 
-fn new_session_id() -> Result<String, RandomError> {
+pub fn new_session_id() -> Result<String, RandomError> {
     random_token()
+}
+
+/// Stores a new session with ID `id` holding `state` (its owner, if any, from the `uid`
+/// field): what a login's first save does. The benchmark creates its sessions here too.
+pub async fn store_new_session(
+    store: &Store,
+    id: &str,
+    state: SessionState,
+) -> Result<(), crate::store::StoreError> {
+    let uid = state
+        .get(UID_FIELD)
+        .and_then(|raw| serde_json::from_str::<String>(raw).ok());
+    store
+        .create_session(
+            &session_id_hash(id),
+            uid.as_deref(),
+            application_fields(state),
+        )
+        .await
 }
 
 impl SessionStore for SessionBackend {
@@ -70,15 +89,7 @@ impl SessionStore for SessionBackend {
 
     async fn save(&self, state: SessionState, _ttl: &Duration) -> Result<SessionKey, SaveError> {
         let id = new_session_id().map_err(|e| SaveError::Other(e.into()))?;
-        let uid = state
-            .get(UID_FIELD)
-            .and_then(|raw| serde_json::from_str::<String>(raw).ok());
-        self.store
-            .create_session(
-                &session_id_hash(&id),
-                uid.as_deref(),
-                application_fields(state),
-            )
+        store_new_session(&self.store, &id, state)
             .await
             .map_err(|e| SaveError::Other(note_failure(e)))?;
         SessionKey::try_from(id).map_err(|e| SaveError::Other(e.into()))

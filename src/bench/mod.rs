@@ -1,30 +1,41 @@
 //! `sessiond bench`: sessions and JWTs side by side on one machine, measured the same way, with
-//! a report people can read (`bench/report.md`, `report.json`, SVG charts).
+//! a report a skeptical reader can check (`bench/report.md`, `report.json`, SVG charts).
 //!
-//! Every mode runs the real app in this process against its own redis-server; wrk drives
-//! `GET /api/me`; revocation windows are measured by revoking and polling with a stolen copy of
-//! the credential.
+//! Every mode runs as two instances of the real app (in this process, sharing one
+//! redis-server, one cookie key and one JWT key, as instances behind a load balancer do). The
+//! load (`wrk`, one process per instance) spreads over many live credentials picked at random
+//! per request. Modes run interleaved in rounds, and each figure is the median of its rounds
+//! with the min-max spread. Revocation windows are measured across instances: the action on
+//! instance A, a stolen copy of the credential hammered on instance B.
 
+mod cost;
+mod fleet;
 mod probe;
 mod redis_process;
 pub mod report;
+mod revocation;
+mod scale;
+pub mod stats;
 mod wrk;
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
-use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
-use crate::clock::Clock;
-use crate::config::{AuthMode, JwtAlgorithm, Settings};
-use crate::startup::Application;
-use crate::store::{Store, UserRecord};
-use probe::{Client, Window, poll_until_refused};
+use crate::config::{JwtAlgorithm, Settings};
+use cost::{PageView, RequestCost, used_memory};
+use fleet::{
+    Issuer, RunningApp, SharedKeys, add_user, add_users, issue_many, owners, settings_for,
+    write_lines,
+};
+use probe::Client;
 pub use report::Report;
-use wrk::{Load, WrkResult};
+pub use revocation::Windows;
+pub use scale::ScaleResult;
+use stats::Spread;
+use wrk::{Background, Load};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BenchError {
@@ -44,10 +55,20 @@ pub enum BenchError {
     Report(#[from] askama::Error),
 }
 
+/// What to run; `None` takes the quick or full run's default.
+#[derive(Debug, Clone, Default)]
 pub struct BenchOptions {
     pub quick: bool,
     pub redis_url: Option<String>,
     pub out: PathBuf,
+    /// Live credentials the load spreads over (default 10,000).
+    pub sessions: Option<usize>,
+    /// Interleaved rounds of every mode (default 3).
+    pub rounds: Option<usize>,
+    /// Revocation trials per mode and action (default 200).
+    pub trials: Option<usize>,
+    /// Users of the scale test, with 10 sessions each (default 100,000; 0 skips it).
+    pub scale_users: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +85,17 @@ pub enum Kind {
 impl Kind {
     fn uses_redis(self) -> bool {
         !matches!(self, Kind::NoAuth | Kind::SessionMemory)
+    }
+
+    /// Plain JWT: a revoked access token works until it expires.
+    pub fn revokes_at_expiry(self) -> bool {
+        matches!(
+            self,
+            Kind::Jwt {
+                denylist: false,
+                ..
+            }
+        )
     }
 }
 
@@ -114,7 +146,6 @@ pub const MODES: [(&str, &str, Kind); 8] = [
 ];
 
 const PASSWORD: &str = "benchmark horse battery staple";
-const SCENARIOS: [&str; 4] = ["logout", "admin revoke", "role demotion", "user disabled"];
 
 /// Figures for one mode.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -126,22 +157,28 @@ pub struct ModeResult {
     pub credential_cookies: Vec<(String, usize)>,
     /// Bytes of the `Cookie` header value sent with every request.
     pub cookie_bytes: usize,
-    /// Bytes of the whole request wrk sends (request line and headers).
+    /// Bytes of the request wrk sends (request line and headers).
     pub request_bytes: usize,
     /// Bytes of the `Set-Cookie` headers of the login response.
     pub set_cookie_bytes: usize,
-    pub load: WrkResult,
-    pub requests_per_sec: f64,
-    pub redis_commands_per_request: Option<f64>,
-    pub redis_round_trips_per_request: Option<f64>,
-    /// Redis's own CPU time per request, microseconds (`INFO commandstats` usec).
-    #[serde(default)]
-    pub redis_server_usec_per_request: Option<f64>,
+    /// `GET /api/me` over many credentials, both instances together, per round.
+    pub requests_per_sec: Spread,
+    pub p50_ms: Spread,
+    pub p99_ms: Spread,
+    pub p999_ms: Spread,
+    /// The same load with one credential for every request (the old benchmark's figure).
+    pub one_cookie_requests_per_sec: Spread,
+    /// Non-2xx answers and socket errors over all measured loads (must be 0).
+    pub load_errors: u64,
+    pub redis: Option<RequestCost>,
+    /// Redis memory per live session (or refresh family), index included.
     pub redis_bytes_per_session: Option<f64>,
-    /// (scenario, window) for each revoking action.
-    pub revocation: Vec<(String, Window)>,
-    /// The access-token lifetime used for the revocation runs (JWT modes).
+    pub page_view: PageView,
+    pub revocation: Vec<Windows>,
+    /// The access-token lifetime the revocation trials ran with (plain JWT modes).
     pub revocation_access_ttl_secs: Option<u64>,
+    /// Whether the probe ran on the other instance (the memory store is per process).
+    pub revocation_cross_instance: bool,
 }
 
 /// Login cost, measured in session (Redis) mode.
@@ -152,232 +189,253 @@ pub struct LoginCost {
     pub p99_during_storm_us: u64,
 }
 
-struct Plan {
-    warmup: Duration,
-    measure: Duration,
-    connections: usize,
-    memory_sessions: usize,
-    jwt_ttl_for_revocation: u64,
-    poll_interval: Duration,
+/// How long and how much of everything a run does.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Plan {
+    pub warmup_secs: u64,
+    pub measure_secs: u64,
+    pub one_cookie_secs: u64,
+    /// wrk connections per instance.
+    pub connections: usize,
+    pub sessions: usize,
+    pub rounds: usize,
+    pub trials: usize,
+    /// Instant-revocation modes: trials in flight, probers per trial.
+    pub trial_concurrency: usize,
+    pub probers: usize,
+    /// Plain JWT trials last the token's lifetime: many run at once, one prober each.
+    pub jwt_trial_concurrency: usize,
+    pub jwt_ttl_for_revocation: u64,
+    pub scale_users: usize,
+    pub scale_sessions_per_user: usize,
+    pub page_samples: usize,
+    pub login_samples: usize,
 }
 
 impl Plan {
-    fn new(quick: bool) -> Plan {
-        if quick {
+    fn new(options: &BenchOptions) -> Plan {
+        let mut plan = if options.quick {
             Plan {
-                warmup: Duration::from_secs(1),
-                measure: Duration::from_secs(1),
-                connections: 16,
-                memory_sessions: 400,
-                jwt_ttl_for_revocation: 1,
-                poll_interval: Duration::from_millis(20),
+                warmup_secs: 0,
+                measure_secs: 1,
+                one_cookie_secs: 1,
+                connections: 4,
+                sessions: 200,
+                rounds: 1,
+                trials: 2,
+                trial_concurrency: 2,
+                probers: 2,
+                jwt_trial_concurrency: 20,
+                jwt_ttl_for_revocation: 2,
+                scale_users: 200,
+                scale_sessions_per_user: 10,
+                page_samples: 2,
+                login_samples: 1,
             }
         } else {
             Plan {
-                warmup: Duration::from_secs(3),
-                measure: Duration::from_secs(10),
-                connections: 64,
-                memory_sessions: 10_000,
-                jwt_ttl_for_revocation: 3,
-                poll_interval: Duration::from_millis(20),
+                warmup_secs: 2,
+                measure_secs: 5,
+                one_cookie_secs: 3,
+                connections: 32,
+                sessions: 10_000,
+                rounds: 3,
+                trials: 200,
+                trial_concurrency: 4,
+                probers: 4,
+                jwt_trial_concurrency: 100,
+                jwt_ttl_for_revocation: 2,
+                scale_users: 100_000,
+                scale_sessions_per_user: 10,
+                page_samples: 50,
+                login_samples: 10,
             }
+        };
+        if let Some(n) = options.sessions {
+            plan.sessions = n.max(1);
+        }
+        if let Some(n) = options.rounds {
+            plan.rounds = n.max(1);
+        }
+        if let Some(n) = options.trials {
+            plan.trials = n.max(1);
+        }
+        if let Some(n) = options.scale_users {
+            plan.scale_users = n;
+        }
+        plan
+    }
+
+    fn load(&self, secs: u64) -> Load {
+        Load {
+            url: String::new(),
+            threads: 1,
+            connections: self.connections,
+            duration: Duration::from_secs(secs),
+            cookie_file: None,
+            form: None,
         }
     }
 }
 
-fn settings_for(kind: Kind, redis_url: &str, prefix: &str, workers: usize) -> Settings {
-    let mut s = Settings::default();
-    s.server.bind = "127.0.0.1:0".into();
-    s.server.workers = workers;
-    s.store.key_prefix = prefix.to_owned();
-    // No background store calls: the Redis cost counts the requests' calls alone.
-    s.server.active_sessions_refresh_secs = 0;
-    s.store.url = if kind.uses_redis() {
-        redis_url.to_owned()
-    } else {
-        "memory://".into()
-    };
-    // The login storm must measure argon2, not the throttle.
-    s.throttle.max_failures_per_account = u64::MAX / 2;
-    s.throttle.max_failures_per_ip = u64::MAX / 2;
-    if let Kind::Jwt {
-        algorithm,
-        denylist,
-    } = kind
-    {
-        s.auth.mode = AuthMode::Jwt;
-        s.jwt.algorithm = algorithm;
-        s.jwt.denylist = denylist;
-    }
-    s
+/// One mode, deployed: two instances and the credentials its load uses.
+struct Deployed {
+    id: &'static str,
+    label: &'static str,
+    kind: Kind,
+    a: RunningApp,
+    b: RunningApp,
+    issuer: Option<Issuer>,
+    /// Cookie lines per instance (the memory store is per instance; Redis modes share one).
+    many: [PathBuf; 2],
+    one: [PathBuf; 2],
+    /// A credential valid on instance A.
+    sample_cookie: String,
+    credential_cookies: Vec<(String, usize)>,
+    set_cookie_bytes: usize,
+    redis_bytes_per_session: Option<f64>,
 }
 
-struct RunningApp {
-    base: String,
-    store: Arc<Store>,
-    handle: actix_web::dev::ServerHandle,
-}
-
-impl RunningApp {
-    async fn start(settings: Settings) -> Result<RunningApp, BenchError> {
-        let app = Application::build_with_clock(settings, Clock::system()).await?;
-        let running = RunningApp {
-            base: format!("http://127.0.0.1:{}", app.port()),
-            store: app.store(),
-            handle: app.handle(),
-        };
-        actix_web::rt::spawn(app.run_until_stopped());
-        Ok(running)
-    }
-
-    async fn add_user(&self, name: &str, roles: &[&str], phc: &str) -> Result<(), BenchError> {
-        let user = UserRecord {
-            name: name.to_owned(),
-            phc: phc.to_owned(),
-            roles: roles.iter().map(|r| r.to_string()).collect(),
-            disabled: false,
-            created: 0,
-        };
-        self.store.create_user(&user).await?;
-        Ok(())
+impl Deployed {
+    fn loads(&self, files: &[PathBuf; 2], template: Load) -> Vec<Load> {
+        [&self.a, &self.b]
+            .iter()
+            .zip(files)
+            .map(|(app, file)| Load {
+                url: format!("{}/api/me", app.base),
+                cookie_file: Some(file.clone()),
+                ..template.clone()
+            })
+            .collect()
     }
 
     async fn stop(self) {
-        self.handle.stop(true).await;
-    }
-}
-
-async fn command_calls(
-    redis: &mut redis::aio::MultiplexedConnection,
-) -> Result<std::collections::HashMap<String, u64>, BenchError> {
-    command_stat(redis, "calls=").await
-}
-
-/// One field of `INFO commandstats` per command (`calls=` or `usec=`).
-async fn command_stat(
-    redis: &mut redis::aio::MultiplexedConnection,
-    field: &str,
-) -> Result<std::collections::HashMap<String, u64>, BenchError> {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(redis)
-        .await?;
-    Ok(info
-        .lines()
-        .filter_map(|line| {
-            let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-            let value = rest.split(',').find_map(|kv| kv.strip_prefix(field))?;
-            Some((name.to_owned(), value.parse().ok()?))
-        })
-        .collect())
-}
-
-async fn used_memory(redis: &mut redis::aio::MultiplexedConnection) -> Result<i64, BenchError> {
-    let info: String = redis::cmd("INFO").arg("memory").query_async(redis).await?;
-    info.lines()
-        .find_map(|l| l.strip_prefix("used_memory:"))
-        .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| BenchError::Setup("INFO memory has no used_memory".into()))
-}
-
-/// Round trips the app has made to Redis so far (its own counter, from `/metrics`, whose scrape
-/// costs none).
-async fn round_trips(client: &Client) -> Result<u64, BenchError> {
-    // Without the session cookie: the scrape must not load a session of its own.
-    let text = client
-        .http
-        .get(format!("{}/metrics", client.base))
-        .send()
-        .await
-        .map_err(|e| BenchError::Setup(e.to_string()))?
-        .text()
-        .await
-        .map_err(|e| BenchError::Setup(e.to_string()))?;
-    Ok(text
-        .lines()
-        .find_map(|l| l.strip_prefix("sessiond_store_round_trip_seconds_count "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0))
-}
-
-/// Redis commands and round trips per authenticated request, counted exactly over a fixed
-/// number of sequential requests (no load: counts, not speed).
-async fn redis_cost(
-    client: &Client,
-    redis: &mut redis::aio::MultiplexedConnection,
-    url: &str,
-    cookie: &str,
-) -> Result<RedisCost, BenchError> {
-    const REQUESTS: u64 = 200;
-    // Requests the load run left in flight finish their own Redis calls after wrk exits; wait
-    // until the app's counter stands still, or they land in this count.
-    let mut settled = round_trips(client).await?;
-    for _ in 0..50 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let now = round_trips(client).await?;
-        if now == settled {
-            break;
-        }
-        settled = now;
-    }
-    let usec_before = command_stat(redis, "usec=").await?;
-    let calls_before = command_calls(redis).await?;
-    let trips_before = round_trips(client).await?;
-    for _ in 0..REQUESTS {
-        let status = client
-            .http
-            .get(url)
-            .header("cookie", cookie)
-            .send()
-            .await
-            .map(|r| r.status().as_u16())
-            .map_err(|e| BenchError::Setup(e.to_string()))?;
-        if status != 200 {
-            return Err(BenchError::Setup(format!(
-                "authenticated request answered {status}"
-            )));
+        self.a.stop().await;
+        self.b.stop().await;
+        for file in self.many.iter().chain(&self.one) {
+            let _ = std::fs::remove_file(file);
         }
     }
-    let trips_after = round_trips(client).await?;
-    let calls_after = command_calls(redis).await?;
-    let usec_after = command_stat(redis, "usec=").await?;
-    // Redis's own CPU time for the requests' top-level commands: a script's time already
-    // includes the commands it runs, which INFO lists again on their own.
-    const INSIDE_SCRIPTS: [&str; 7] = [
-        "hgetall", "hmget", "hset", "expireat", "zadd", "pfadd", "expire",
-    ];
-    let scripted = usec_after.contains_key("evalsha");
-    let usec: u64 = usec_after
+}
+
+struct Context {
+    redis_url: String,
+    redis: cost::Redis,
+    keys: SharedKeys,
+    phc: String,
+    workers: usize,
+    run_id: String,
+    plan: Plan,
+}
+
+impl Context {
+    fn file(&self, name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("sessiond-bench-{}-{name}", self.run_id))
+    }
+}
+
+/// Starts both instances of a mode, signs in once to size the cookies, and issues the
+/// credentials the load spreads over.
+async fn deploy(
+    ctx: &mut Context,
+    index: usize,
+    (id, label, kind): (&'static str, &'static str, Kind),
+    prefix: &str,
+    adjust: impl Fn(&mut Settings),
+    credentials: usize,
+) -> Result<Deployed, BenchError> {
+    let mut settings = settings_for(kind, &ctx.redis_url, prefix, &ctx.keys, ctx.workers);
+    adjust(&mut settings);
+    let a = RunningApp::start(settings.clone()).await?;
+    let b = RunningApp::start(settings.clone()).await?;
+    add_user(&a.store, "bench", &["admin"], &ctx.phc).await?;
+    if kind == Kind::SessionMemory {
+        add_user(&b.store, "bench", &["admin"], &ctx.phc).await?;
+    }
+    let files = |tag: &str| {
+        [
+            ctx.file(&format!("{index}{tag}-a")),
+            ctx.file(&format!("{index}{tag}-b")),
+        ]
+    };
+    let (many, one) = (files("many"), files("one"));
+    let mut deployed = Deployed {
+        id,
+        label,
+        kind,
+        a,
+        b,
+        issuer: None,
+        many,
+        one,
+        sample_cookie: String::new(),
+        credential_cookies: Vec::new(),
+        set_cookie_bytes: 0,
+        redis_bytes_per_session: None,
+    };
+    if kind == Kind::NoAuth {
+        for file in deployed.many.iter().chain(&deployed.one) {
+            write_lines(file, &[String::new()])?;
+        }
+        return Ok(deployed);
+    }
+    // One real login: what a browser is given, byte for byte.
+    let browser = Client::new(&deployed.a.base)?;
+    let login = browser.login("bench", PASSWORD).await?;
+    deployed.credential_cookies = login
+        .set_cookies
         .iter()
-        .filter(|(name, _)| name.as_str() != "info")
-        .filter(|(name, _)| !(scripted && INSIDE_SCRIPTS.contains(&name.as_str())))
-        .map(|(name, usec)| usec - usec_before.get(name).unwrap_or(&0))
+        .filter_map(|raw| actix_web::cookie::Cookie::parse(raw.clone()).ok())
+        .filter(|c| !c.value().is_empty())
+        .map(|c| (c.name().to_owned(), c.name().len() + 1 + c.value().len()))
+        .collect();
+    deployed.set_cookie_bytes = login
+        .set_cookies
+        .iter()
+        .map(|v| "Set-Cookie: ".len() + v.len() + 2)
         .sum();
-    // A /metrics scrape costs no store call (the benchmark's apps never refresh the
-    // active-session gauge), so the window holds the requests' calls and nothing else.
-    let trips = trips_after.saturating_sub(trips_before);
-    let commands: u64 = calls_after
-        .iter()
-        .filter(|(name, _)| name.as_str() != "info")
-        .map(|(name, calls)| calls - calls_before.get(name).unwrap_or(&0))
-        .sum::<u64>();
-    Ok(RedisCost {
-        commands: commands as f64 / REQUESTS as f64,
-        round_trips: trips as f64 / REQUESTS as f64,
-        server_usec: usec as f64 / REQUESTS as f64,
-    })
+
+    let issuer = Issuer::new(&deployed.a, &settings, &ctx.keys, "bench").await?;
+    // Users exist before the memory is measured: the figure is what sessions add.
+    let users = owners(credentials);
+    add_users(&deployed.a.store, &users, &ctx.phc).await?;
+    let before = used_memory(&mut ctx.redis).await?;
+    let lines_a = issue_many(&issuer, &deployed.a.store, credentials, &users).await?;
+    if kind.uses_redis() {
+        let after = used_memory(&mut ctx.redis).await?;
+        deployed.redis_bytes_per_session = Some((after - before) as f64 / credentials as f64);
+    }
+    let lines_b = if kind == Kind::SessionMemory {
+        add_users(&deployed.b.store, &users, &ctx.phc).await?;
+        issue_many(&issuer, &deployed.b.store, credentials, &users).await?
+    } else {
+        lines_a.clone()
+    };
+    write_lines(&deployed.many[0], &lines_a)?;
+    write_lines(&deployed.many[1], &lines_b)?;
+    write_lines(&deployed.one[0], &lines_a[..1])?;
+    write_lines(&deployed.one[1], &lines_b[..1])?;
+    deployed.sample_cookie = lines_a[0].clone();
+    deployed.issuer = Some(issuer);
+    Ok(deployed)
 }
 
-struct RedisCost {
-    commands: f64,
-    round_trips: f64,
-    /// Redis CPU time per request, from `INFO commandstats`.
-    server_usec: f64,
+/// Per-round figures of one mode.
+#[derive(Default)]
+struct Rounds {
+    rps: Vec<f64>,
+    p50: Vec<f64>,
+    p99: Vec<f64>,
+    p999: Vec<f64>,
+    one_rps: Vec<f64>,
+    errors: u64,
 }
 
 pub async fn run(options: BenchOptions) -> Result<Report, BenchError> {
     wrk::require()?;
-    let plan = Plan::new(options.quick);
+    let started = Instant::now();
+    let activity = report::Activity::start();
+    let plan = Plan::new(&options);
     let own_redis = match &options.redis_url {
         Some(_) => None,
         None => Some(redis_process::RedisProcess::start()?),
@@ -387,324 +445,326 @@ pub async fn run(options: BenchOptions) -> Result<Report, BenchError> {
         .clone()
         .or_else(|| own_redis.as_ref().map(|r| r.url.clone()))
         .unwrap_or_default();
-    let mut redis = redis::Client::open(redis_url.as_str())?
+    let redis = redis::Client::open(redis_url.as_str())?
         .get_multiplexed_async_connection()
         .await?;
-    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    // Two instances share the machine the way one instance would: half the cores each.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let phc = crate::auth::password::hash_password(PASSWORD.to_owned())
         .await
         .map_err(|e| BenchError::Setup(e.to_string()))?;
+    let run_id = crate::auth::random::random_token()
+        .map_err(|e| BenchError::Setup(e.to_string()))?[..6]
+        .to_owned();
+    let mut ctx = Context {
+        redis_url,
+        redis,
+        keys: SharedKeys::new()?,
+        phc,
+        workers: (cores / 2).max(1),
+        run_id,
+        plan: plan.clone(),
+    };
 
-    let progress = ProgressBar::new((MODES.len() * 4 + 2) as u64);
+    let credential_modes = MODES.iter().filter(|m| m.2 != Kind::NoAuth).count();
+    let steps = MODES.len() + plan.rounds * MODES.len() + MODES.len() + credential_modes + 2;
+    let progress = ProgressBar::new(steps as u64);
     progress.set_style(
         ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}")
             .map_err(|e| BenchError::Setup(e.to_string()))?
             .progress_chars("=> "),
     );
-    let run_id = crate::auth::random::random_token()
-        .map_err(|e| BenchError::Setup(e.to_string()))?[..6]
-        .to_owned();
+
+    // Deploy every mode up front: rounds interleave them.
+    let mut fleet = Vec::new();
+    for (index, mode) in MODES.iter().enumerate() {
+        progress.set_message(format!("{}: starting, issuing credentials", mode.1));
+        // Short, like the production default `sd:`: key length is part of the memory figure.
+        let prefix = format!("b{}{index}:", &ctx.run_id[..2]);
+        fleet.push(deploy(&mut ctx, index, *mode, &prefix, |_| {}, plan.sessions).await?);
+        progress.inc(1);
+    }
+
+    let mut rounds: Vec<Rounds> = fleet.iter().map(|_| Rounds::default()).collect();
+    for round in 0..plan.rounds {
+        for (mode, figures) in fleet.iter().zip(rounds.iter_mut()) {
+            progress.set_message(format!(
+                "round {} of {}: {}",
+                round + 1,
+                plan.rounds,
+                mode.label
+            ));
+            if plan.warmup_secs > 0 {
+                wrk::run_all(&mode.loads(&mode.many, plan.load(plan.warmup_secs))).await?;
+            }
+            let many = wrk::run_all(&mode.loads(&mode.many, plan.load(plan.measure_secs))).await?;
+            let one = wrk::run_all(&mode.loads(&mode.one, plan.load(plan.one_cookie_secs))).await?;
+            figures.rps.push(many.requests_per_sec());
+            figures.p50.push(many.p50_us as f64 / 1000.0);
+            figures.p99.push(many.p99_us as f64 / 1000.0);
+            figures.p999.push(many.p999_us as f64 / 1000.0);
+            figures.one_rps.push(one.requests_per_sec());
+            figures.errors +=
+                many.status_errors + many.socket_errors + one.status_errors + one.socket_errors;
+            progress.inc(1);
+        }
+    }
 
     let mut results = Vec::new();
-    let mut login_cost = None;
-    for (index, (id, label, kind)) in MODES.iter().enumerate() {
-        // Short, like the production default `sd:`: key length is part of the memory figure.
-        let prefix = format!("b{}{index}:", &run_id[..2]);
-        progress.set_message(format!("{label}: load"));
-        let app = RunningApp::start(settings_for(*kind, &redis_url, &prefix, workers)).await?;
-        app.add_user("bench", &["admin"], &phc).await?;
-        let user = Client::new(&app.base)?;
-        let (set_cookie_bytes, credential_cookies) = if *kind == Kind::NoAuth {
-            (0, Vec::new())
-        } else {
-            let login = user.login("bench", PASSWORD).await?;
-            let issued: Vec<(String, usize)> = login
-                .set_cookies
-                .iter()
-                .filter_map(|raw| actix_web::cookie::Cookie::parse(raw.clone()).ok())
-                .filter(|c| !c.value().is_empty())
-                .map(|c| (c.name().to_owned(), c.name().len() + 1 + c.value().len()))
-                .collect();
-            let bytes = login
-                .set_cookies
-                .iter()
-                .map(|v| "Set-Cookie: ".len() + v.len() + 2)
-                .sum();
-            (bytes, issued)
-        };
-        let cookie = user.cookie_header();
-        let host = app.base.trim_start_matches("http://").to_owned();
-        let mut request = format!("GET /api/me HTTP/1.1\r\nHost: {host}\r\n");
-        if !cookie.is_empty() {
-            request.push_str(&format!("Cookie: {cookie}\r\n"));
-        }
-        request.push_str("\r\n");
-        let headers = if cookie.is_empty() {
-            Vec::new()
-        } else {
-            vec![("Cookie".to_owned(), cookie.clone())]
-        };
-        let url = format!("{}/api/me", app.base);
-        let load = |duration| Load {
-            url: &url,
-            threads: 2,
-            connections: plan.connections,
-            duration,
-            headers: headers.clone(),
-            form_body: None,
-        };
-        wrk::run(load(plan.warmup)).await?;
-        let measured = wrk::run(load(plan.measure)).await?;
-        let (commands, trips, server_usec) = if kind.uses_redis() {
-            let cost = redis_cost(&user, &mut redis, &url, &cookie).await?;
-            (
-                Some(cost.commands),
-                Some(cost.round_trips),
-                Some(cost.server_usec),
-            )
-        } else {
-            (None, None, None)
-        };
-        progress.inc(1);
-
-        if *kind == Kind::SessionRedis {
-            progress.set_message(format!("{label}: login storm"));
-            login_cost = Some(login_storm(&app, &url, &headers, &plan).await?);
-        }
-        progress.inc(1);
-
-        progress.set_message(format!("{label}: memory per session"));
-        let memory = if kind.uses_redis() {
-            Some(memory_per_session(&app, &mut redis, &prefix, &phc, plan.memory_sessions).await?)
+    for (mode, figures) in fleet.iter().zip(rounds) {
+        progress.set_message(format!("{}: Redis cost, page view", mode.label));
+        let redis_cost = if mode.kind.uses_redis() {
+            Some(cost::per_request(&mode.a, &mut ctx.redis, &mode.sample_cookie).await?)
         } else {
             None
         };
-        progress.inc(1);
-        app.stop().await;
-
-        progress.set_message(format!("{label}: revocation windows"));
-        let (revocation, ttl) = if *kind == Kind::NoAuth {
-            (Vec::new(), None)
-        } else {
-            let mut settings = settings_for(*kind, &redis_url, &format!("{prefix}r:"), workers);
-            settings.jwt.access_ttl_secs = plan.jwt_ttl_for_revocation;
-            settings.jwt.leeway_secs = 0;
-            let app = RunningApp::start(settings).await?;
-            app.add_user("bench", &["admin"], &phc).await?;
-            let windows = revocation_windows(&app, &phc, &plan).await?;
-            app.stop().await;
-            let ttl = matches!(kind, Kind::Jwt { .. }).then_some(plan.jwt_ttl_for_revocation);
-            (windows, ttl)
-        };
-        progress.inc(1);
-
+        let page_view = cost::page_view(
+            &mode.a,
+            mode.kind.uses_redis().then_some(&mut ctx.redis),
+            &mode.sample_cookie,
+        )
+        .await?;
         results.push(ModeResult {
-            id: id.to_string(),
-            label: label.to_string(),
-            kind: *kind,
-            cookie_bytes: cookie.len(),
-            request_bytes: request.len(),
-            set_cookie_bytes,
-            credential_cookies,
-            requests_per_sec: measured.requests_per_sec(),
-            load: measured,
-            redis_commands_per_request: commands,
-            redis_round_trips_per_request: trips,
-            redis_server_usec_per_request: server_usec,
-            redis_bytes_per_session: memory,
-            revocation,
-            revocation_access_ttl_secs: ttl,
+            id: mode.id.into(),
+            label: mode.label.into(),
+            kind: mode.kind,
+            cookie_bytes: login_cookie_bytes(&mode.credential_cookies),
+            request_bytes: wrk_request_bytes(&mode.a, login_cookie_bytes(&mode.credential_cookies)),
+            set_cookie_bytes: mode.set_cookie_bytes,
+            credential_cookies: mode.credential_cookies.clone(),
+            requests_per_sec: Spread::of(figures.rps),
+            p50_ms: Spread::of(figures.p50),
+            p99_ms: Spread::of(figures.p99),
+            p999_ms: Spread::of(figures.p999),
+            one_cookie_requests_per_sec: Spread::of(figures.one_rps),
+            load_errors: figures.errors,
+            redis: redis_cost,
+            redis_bytes_per_session: mode.redis_bytes_per_session,
+            page_view,
+            revocation: Vec::new(),
+            revocation_access_ttl_secs: None,
+            revocation_cross_instance: mode.kind != Kind::SessionMemory,
         });
+        progress.inc(1);
     }
+
+    progress.set_message("session (Redis): login storm");
+    let login_cost = match fleet.iter().find(|m| m.kind == Kind::SessionRedis) {
+        Some(mode) => Some(login_storm(mode, &plan).await?),
+        None => None,
+    };
+    progress.inc(1);
+
+    // The scale test reuses session (Redis)'s key material on a prefix of its own.
+    let scale = if plan.scale_users > 0 {
+        progress.set_message("scale: issuing sessions");
+        let prefix = format!("b{}S:", &ctx.run_id[..2]);
+        let mode = MODES
+            .iter()
+            .find(|m| m.2 == Kind::SessionRedis)
+            .copied()
+            .ok_or_else(|| BenchError::Setup("no session mode".into()))?;
+        let scaled = deploy(&mut ctx, 90, mode, &prefix, |_| {}, 1).await?;
+        let scale_plan = scale::ScalePlan {
+            users: plan.scale_users,
+            sessions_per_user: plan.scale_sessions_per_user,
+            sample: plan.sessions,
+            page_samples: plan.page_samples,
+            login_samples: plan.login_samples,
+            rounds: plan.rounds,
+            load: plan.load(plan.measure_secs),
+        };
+        let issuer = scaled
+            .issuer
+            .as_ref()
+            .ok_or_else(|| BenchError::Setup("no issuer".into()))?;
+        let result = scale::run(
+            &scaled.a,
+            &scaled.b,
+            issuer,
+            &mut ctx.redis,
+            &ctx.phc,
+            &scale_plan,
+            &progress,
+        )
+        .await?;
+        scaled.stop().await;
+        Some(result)
+    } else {
+        None
+    };
+    progress.inc(1);
+
+    // Revocation: every mode on a pair of its own (plain JWT with a short access-token
+    // lifetime so a trial ends), under background load. Instant modes one after the other;
+    // plain JWT modes, whose trials mostly wait for expiry, all at once.
+    for mode in fleet.drain(..) {
+        mode.stop().await;
+    }
+    let mut instant = Vec::new();
+    let mut at_expiry = Vec::new();
+    for (index, mode) in MODES.iter().enumerate() {
+        if mode.2 == Kind::NoAuth {
+            continue;
+        }
+        progress.set_message(format!("{}: revocation trials, starting", mode.1));
+        let prefix = format!("b{}{index}r:", &ctx.run_id[..2]);
+        let ttl = plan.jwt_ttl_for_revocation;
+        let deployed = deploy(
+            &mut ctx,
+            50 + index,
+            *mode,
+            &prefix,
+            |s| {
+                if mode.2.revokes_at_expiry() {
+                    s.jwt.access_ttl_secs = ttl;
+                    s.jwt.leeway_secs = 0;
+                }
+            },
+            // Background load over a few credentials (plain JWT's expire during the trials
+            // and are then refused, after full verification).
+            (plan.connections * 4).min(plan.sessions).max(1),
+        )
+        .await?;
+        if mode.2.revokes_at_expiry() {
+            at_expiry.push(deployed);
+        } else {
+            instant.push(deployed);
+        }
+    }
+    let mut windows: Vec<(&'static str, Vec<Windows>)> = Vec::new();
+    for mode in &instant {
+        progress.set_message(format!("{}: revocation trials", mode.label));
+        windows.push((mode.id, revocation_trials(mode, &ctx, false).await?));
+        progress.inc(1);
+    }
+    progress.set_message("plain JWT modes: revocation trials (each lasts the token lifetime)");
+    let jwt_windows = futures_util::future::join_all(
+        at_expiry
+            .iter()
+            .map(|mode| revocation_trials(mode, &ctx, true)),
+    )
+    .await;
+    for (mode, result) in at_expiry.iter().zip(jwt_windows) {
+        windows.push((mode.id, result?));
+        progress.inc(1);
+    }
+    for mode in instant.into_iter().chain(at_expiry) {
+        mode.stop().await;
+    }
+    for (id, list) in windows {
+        if let Some(result) = results.iter_mut().find(|r| r.id == id) {
+            result.revocation = list;
+            if result.kind.revokes_at_expiry() {
+                result.revocation_access_ttl_secs = Some(plan.jwt_ttl_for_revocation);
+            }
+        }
+    }
+
     progress.set_message("writing the report");
-    let machine = report::Machine::read(&mut redis, options.quick).await?;
-    let report = Report::new(machine, results, login_cost, options.quick);
+    let machine = report::Machine::read(
+        &mut ctx.redis,
+        options.quick,
+        activity.finish(),
+        started.elapsed(),
+    )
+    .await?;
+    let report = Report::new(machine, plan, results, login_cost, scale);
     report.write(&options.out)?;
-    progress.inc(2);
+    progress.inc(1);
     progress.finish_with_message(format!("report in {}", options.out.display()));
     Ok(report)
 }
 
+/// The `Cookie` header value a browser sends with the cookies of a real login (the load's
+/// cloned credentials belong to other users, whose names and roles differ in length).
+fn login_cookie_bytes(cookies: &[(String, usize)]) -> usize {
+    cookies.iter().map(|(_, b)| b).sum::<usize>() + 2 * cookies.len().saturating_sub(1)
+}
+
+/// The request wrk sends: request line, Host and the credential.
+fn wrk_request_bytes(app: &RunningApp, cookie_bytes: usize) -> usize {
+    let request = format!("GET /api/me HTTP/1.1\r\nHost: {}\r\n\r\n", app.host());
+    request.len()
+        + if cookie_bytes > 0 {
+            "Cookie: \r\n".len() + cookie_bytes
+        } else {
+            0
+        }
+}
+
+async fn revocation_trials(
+    mode: &Deployed,
+    ctx: &Context,
+    at_expiry: bool,
+) -> Result<Vec<Windows>, BenchError> {
+    let plan = &ctx.plan;
+    let issuer = mode
+        .issuer
+        .as_ref()
+        .ok_or_else(|| BenchError::Setup("no issuer".into()))?;
+    // The memory store is per process: there, the probe can only ask instance A.
+    let b = if mode.kind == Kind::SessionMemory {
+        &mode.a
+    } else {
+        &mode.b
+    };
+    let background = Background::start(&mode.loads(&mode.many, {
+        let mut load = plan.load(3600);
+        load.connections = 2;
+        load
+    }))?;
+    let stage = revocation::Stage {
+        a: &mode.a,
+        b,
+        issuer,
+        phc: &ctx.phc,
+        tag: "v",
+    };
+    let trial_plan = if at_expiry {
+        revocation::TrialPlan {
+            trials: plan.trials,
+            concurrency: plan.jwt_trial_concurrency,
+            probers: 1,
+            limit: Duration::from_secs(plan.jwt_ttl_for_revocation + 5),
+        }
+    } else {
+        revocation::TrialPlan {
+            trials: plan.trials,
+            concurrency: plan.trial_concurrency,
+            probers: plan.probers,
+            limit: Duration::from_secs(5),
+        }
+    };
+    let windows = revocation::measure(&stage, &trial_plan).await;
+    drop(background);
+    windows
+}
+
 /// Failed logins as fast as wrk can send them (each one a full argon2 verification, as a
 /// credential-stuffing attack would cost), while a second wrk measures the authenticated p99.
-async fn login_storm(
-    app: &RunningApp,
-    url: &str,
-    headers: &[(String, String)],
-    plan: &Plan,
-) -> Result<LoginCost, BenchError> {
-    let attacker = Client::new(&app.base)?;
+async fn login_storm(mode: &Deployed, plan: &Plan) -> Result<LoginCost, BenchError> {
+    let attacker = Client::new(&mode.a.base)?;
     let form = attacker.get("/login").await?;
     let csrf = probe::form_value(&form.body, "csrf").unwrap_or_default();
-    let login_url = format!("{}/login", app.base);
     let storm = Load {
-        url: &login_url,
+        url: format!("{}/login", mode.a.base),
         threads: 1,
         connections: 8,
-        duration: plan.measure,
-        headers: vec![("Cookie".to_owned(), attacker.cookie_header())],
-        form_body: Some(format!(
-            "username=bench&password=wrong+password&csrf={csrf}"
+        duration: Duration::from_secs(plan.measure_secs),
+        cookie_file: None,
+        form: Some((
+            format!("username=bench&password=wrong+password&csrf={csrf}"),
+            vec![("Cookie".to_owned(), attacker.cookie_header())],
         )),
     };
-    let measure = |duration| Load {
-        url,
-        threads: 1,
-        connections: plan.connections,
-        duration,
-        headers: headers.to_vec(),
-        form_body: None,
-    };
-    let quiet = wrk::run(measure(plan.measure)).await?;
-    let (during, stormed) = tokio::join!(wrk::run(measure(plan.measure)), wrk::run(storm));
+    let measure = mode.loads(&mode.many, plan.load(plan.measure_secs));
+    let quiet = wrk::run_all(&measure).await?;
+    let (during, stormed) = tokio::join!(wrk::run_all(&measure), wrk::run(&storm));
     let (during, stormed) = (during?, stormed?);
     Ok(LoginCost {
         logins_per_sec: stormed.requests_per_sec(),
         p99_without_storm_us: quiet.p99_us,
         p99_during_storm_us: during.p99_us,
     })
-}
-
-/// Redis memory per live session, index included: one real login shows what a session (or
-/// refresh family) stores; that exact shape is then created `n` times through the store.
-async fn memory_per_session(
-    app: &RunningApp,
-    redis: &mut redis::aio::MultiplexedConnection,
-    prefix: &str,
-    phc: &str,
-    n: usize,
-) -> Result<f64, BenchError> {
-    let sample = Client::new(&app.base)?;
-    app.add_user("sample", &[], phc).await?;
-    sample.login("sample", PASSWORD).await?;
-    let hashes = app.store.user_session_hashes("sample").await?;
-    let hash = hashes
-        .first()
-        .ok_or_else(|| BenchError::Setup("the sample login left no session".into()))?;
-    let stored: Vec<(String, String)> = redis::cmd("HGETALL")
-        .arg(format!("{prefix}s:{hash}"))
-        .query_async(redis)
-        .await?;
-    let fields: Vec<(String, String)> = stored
-        .into_iter()
-        .filter(|(k, _)| !k.starts_with('_'))
-        .collect();
-    // Two sessions per user (a laptop and a phone); users exist before measuring.
-    let users = n.div_ceil(2);
-    for u in 0..users {
-        app.add_user(&format!("m{u}"), &[], phc).await?;
-    }
-    let before = used_memory(redis).await?;
-    for i in 0..n {
-        let user = format!("m{}", i / 2);
-        let mut own = fields.clone();
-        for (k, v) in own.iter_mut() {
-            if k == crate::store::UID_FIELD {
-                *v = serde_json::to_string(&user).unwrap_or_default();
-            }
-        }
-        let handle = crate::auth::session_store::session_id_hash(
-            &crate::auth::random::random_token().map_err(|e| BenchError::Setup(e.to_string()))?,
-        );
-        app.store.create_session(&handle, Some(&user), own).await?;
-    }
-    let after = used_memory(redis).await?;
-    Ok((after - before) as f64 / n as f64)
-}
-
-/// For each revoking action: a victim signs in, a thief copies the cookies, the victim types
-/// the password again (step-up, which in JWT mode mints a new access token the thief does not
-/// have), the action runs, and the thief's copy is polled until it is refused.
-async fn revocation_windows(
-    app: &RunningApp,
-    phc: &str,
-    plan: &Plan,
-) -> Result<Vec<(String, Window)>, BenchError> {
-    let admin = Client::new(&app.base)?;
-    admin.login("bench", PASSWORD).await?;
-    let limit = Duration::from_secs(plan.jwt_ttl_for_revocation + 5);
-    let mut windows = Vec::new();
-    for (i, scenario) in SCENARIOS.iter().enumerate() {
-        let name = format!("victim{i}");
-        app.add_user(&name, &["admin"], phc).await?;
-        let victim = Client::new(&app.base)?;
-        victim.login(&name, PASSWORD).await?;
-        let stolen = victim.cookie_header();
-        let step_up = victim
-            .api(
-                Method::POST,
-                "/api/reauth",
-                Some(serde_json::json!({"password": PASSWORD})),
-            )
-            .await?;
-        if step_up.status != 204 {
-            return Err(BenchError::Setup(format!(
-                "step-up answered {}",
-                step_up.status
-            )));
-        }
-        // A demoted admin is refused by an admin-only endpoint; the rest, by any endpoint.
-        let probe_path = if *scenario == "role demotion" {
-            "/api/admin/users"
-        } else {
-            "/api/me"
-        };
-        let reply = match *scenario {
-            "logout" => victim.logout().await?,
-            "admin revoke" => {
-                let sessions: serde_json::Value = serde_json::from_str(
-                    &admin
-                        .get(&format!("/api/admin/users/{name}/sessions"))
-                        .await?
-                        .body,
-                )
-                .map_err(|e| BenchError::Setup(e.to_string()))?;
-                let handle = sessions[0]["handle"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned();
-                admin
-                    .api(
-                        Method::DELETE,
-                        &format!("/api/admin/users/{name}/sessions/{handle}"),
-                        None,
-                    )
-                    .await?
-            }
-            "role demotion" => {
-                admin
-                    .api(
-                        Method::PUT,
-                        &format!("/api/admin/users/{name}/roles"),
-                        Some(serde_json::json!({"roles": ["editor"]})),
-                    )
-                    .await?
-            }
-            _ => {
-                admin
-                    .api(
-                        Method::PUT,
-                        &format!("/api/admin/users/{name}/disabled"),
-                        Some(serde_json::json!({"disabled": true})),
-                    )
-                    .await?
-            }
-        };
-        if reply.status >= 400 {
-            return Err(BenchError::Setup(format!(
-                "{scenario} answered {}",
-                reply.status
-            )));
-        }
-        let window = poll_until_refused(
-            &admin.http,
-            &format!("{}{probe_path}", app.base),
-            &stolen,
-            limit,
-            plan.poll_interval,
-        )
-        .await;
-        windows.push((scenario.to_string(), window));
-    }
-    Ok(windows)
 }

@@ -1,11 +1,9 @@
-//! A small HTTP client for the benchmark's own requests (logins, admin calls, revocation
-//! polling). The load itself comes from wrk.
-
-use std::collections::BTreeMap;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+//! A small HTTP client for the benchmark's own requests (logins, admin calls, the revocation
+//! trials' actions). The load itself comes from wrk.
 
 use reqwest::Method;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 use super::BenchError;
 
@@ -30,6 +28,20 @@ pub fn form_value(body: &str, name: &str) -> Option<String> {
 }
 
 impl Client {
+    /// A client holding the cookies of a `Cookie` header (`a=1; b=2`), values as sent.
+    pub fn holding(base: &str, cookie_header: &str) -> Result<Client, BenchError> {
+        let client = Client::new(base)?;
+        {
+            let mut jar = client.jar.lock().unwrap_or_else(|p| p.into_inner());
+            for pair in cookie_header.split("; ").filter(|p| !p.is_empty()) {
+                if let Some((name, value)) = pair.split_once('=') {
+                    jar.insert(name.to_owned(), value.to_owned());
+                }
+            }
+        }
+        Ok(client)
+    }
+
     pub fn new(base: &str) -> Result<Client, BenchError> {
         Ok(Client {
             http: reqwest::Client::builder()
@@ -143,55 +155,5 @@ impl Client {
             }
         })
         .await
-    }
-}
-
-/// How long a stolen credential kept working after a revoking action.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct Window {
-    /// Requests answered as before, after the action had completed.
-    pub accepted_requests: u64,
-    /// From the action's response to the first refused response.
-    pub window_ms: f64,
-    /// False when polling gave up (the limit passed) without a refusal.
-    pub refused: bool,
-}
-
-/// Polls `path` with `cookie` until the server refuses it (401/403) or `limit` passes.
-pub async fn poll_until_refused(
-    http: &reqwest::Client,
-    url: &str,
-    cookie: &str,
-    limit: Duration,
-    interval: Duration,
-) -> Window {
-    let started = Instant::now();
-    let mut accepted = 0;
-    loop {
-        let status = http
-            .get(url)
-            .header("cookie", cookie)
-            .send()
-            .await
-            .map(|r| r.status().as_u16())
-            .unwrap_or(0);
-        if status == 401 || status == 403 {
-            return Window {
-                accepted_requests: accepted,
-                window_ms: started.elapsed().as_secs_f64() * 1000.0,
-                refused: true,
-            };
-        }
-        if (200..300).contains(&status) {
-            accepted += 1;
-        }
-        if started.elapsed() > limit {
-            return Window {
-                accepted_requests: accepted,
-                window_ms: started.elapsed().as_secs_f64() * 1000.0,
-                refused: false,
-            };
-        }
-        tokio::time::sleep(interval).await;
     }
 }

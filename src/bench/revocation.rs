@@ -1,0 +1,360 @@
+//! Revocation windows across instances: the action runs on instance A while probers hammer
+//! instance B with a stolen copy of the credential, under background load. A window counts the
+//! requests that were *sent after the action's response arrived* and still accepted, and the
+//! time from that response to the first refusal.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+use tokio::sync::OnceCell;
+
+use super::fleet::{Issuer, RunningApp, add_user};
+use super::probe::Client;
+use super::stats::percentile;
+use super::{BenchError, PASSWORD};
+
+/// The revoking actions, each done plainly and right after a step-up re-authentication.
+pub const ACTIONS: [Action; 5] = [
+    Action::Logout,
+    Action::AdminRevoke,
+    Action::RoleDemotion,
+    Action::Disable,
+    Action::PasswordChange,
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Action {
+    Logout,
+    AdminRevoke,
+    RoleDemotion,
+    Disable,
+    PasswordChange,
+}
+
+impl Action {
+    pub fn label(self) -> &'static str {
+        match self {
+            Action::Logout => "logout",
+            Action::AdminRevoke => "admin revoke",
+            Action::RoleDemotion => "role demotion",
+            Action::Disable => "user disabled",
+            Action::PasswordChange => "password change",
+        }
+    }
+
+    /// A demoted admin is refused by an admin-only endpoint; the rest by any endpoint.
+    fn probe_path(self) -> &'static str {
+        match self {
+            Action::RoleDemotion => "/api/admin/users?limit=1",
+            _ => "/api/me",
+        }
+    }
+}
+
+/// One trial: what the stolen copy got after the action was acknowledged.
+#[derive(Debug, Clone, Copy)]
+pub struct Trial {
+    /// Requests sent after the action's response arrived and answered 2xx.
+    pub accepted: u64,
+    /// From the action's response to the first refusal (0 when refused before it arrived).
+    pub until_refused_ms: f64,
+    pub refused: bool,
+}
+
+/// Many trials of one action in one mode, summarised.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Windows {
+    pub action: String,
+    pub step_up: bool,
+    pub trials: usize,
+    /// Trials that saw a refusal before the limit (all of them, unless the credential outlived
+    /// the probe).
+    pub refused: usize,
+    pub worst_accepted: u64,
+    pub median_accepted: f64,
+    pub median_until_refused_ms: f64,
+    pub worst_until_refused_ms: f64,
+}
+
+impl Windows {
+    pub fn name(&self) -> String {
+        if self.step_up {
+            format!("{} after step-up", self.action)
+        } else {
+            self.action.clone()
+        }
+    }
+
+    fn of(action: Action, step_up: bool, trials: &[Trial]) -> Windows {
+        let accepted: Vec<f64> = trials.iter().map(|t| t.accepted as f64).collect();
+        let until: Vec<f64> = trials.iter().map(|t| t.until_refused_ms).collect();
+        Windows {
+            action: action.label().into(),
+            step_up,
+            trials: trials.len(),
+            refused: trials.iter().filter(|t| t.refused).count(),
+            worst_accepted: trials.iter().map(|t| t.accepted).max().unwrap_or(0),
+            median_accepted: percentile(&accepted, 50.0),
+            median_until_refused_ms: percentile(&until, 50.0),
+            worst_until_refused_ms: until.iter().copied().fold(0.0, f64::max),
+        }
+    }
+}
+
+/// How one mode's trials run.
+pub struct TrialPlan {
+    pub trials: usize,
+    /// Trials in flight at once.
+    pub concurrency: usize,
+    /// Prober connections per trial.
+    pub probers: usize,
+    /// Give up on a trial this long after the action (the credential outlived the probe).
+    pub limit: Duration,
+}
+
+/// Everything a trial needs from its mode.
+pub struct Stage<'a> {
+    pub a: &'a RunningApp,
+    pub b: &'a RunningApp,
+    pub issuer: &'a Issuer,
+    pub phc: &'a str,
+    /// Unique per mode: victims' names start with it.
+    pub tag: &'a str,
+}
+
+pub async fn measure(stage: &Stage<'_>, plan: &TrialPlan) -> Result<Vec<Windows>, BenchError> {
+    let mut windows = Vec::new();
+    for step_up in [false, true] {
+        for action in ACTIONS {
+            // A password change costs two argon2 runs: fewer in flight, so a queue of them
+            // does not eat a short-lived token's lifetime before the action lands.
+            let concurrency = if action == Action::PasswordChange {
+                plan.concurrency.min(8)
+            } else {
+                plan.concurrency
+            };
+            let results: Vec<Result<Trial, BenchError>> =
+                futures_util::stream::iter(0..plan.trials)
+                    .map(|i| trial(stage, plan, action, step_up, i))
+                    .buffer_unordered(concurrency.max(1))
+                    .collect()
+                    .await;
+            let trials = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+            windows.push(Windows::of(action, step_up, &trials));
+        }
+    }
+    Ok(windows)
+}
+
+async fn trial(
+    stage: &Stage<'_>,
+    plan: &TrialPlan,
+    action: Action,
+    step_up: bool,
+    index: usize,
+) -> Result<Trial, BenchError> {
+    // A fresh victim (an admin, so a demotion shows) signed in through the login's own
+    // issuing code, on instance A.
+    let name = format!(
+        "{}{}{}{index}",
+        stage.tag,
+        action as u8,
+        if step_up { "s" } else { "p" }
+    );
+    add_user(&stage.a.store, &name, &["admin"], stage.phc).await?;
+    let credential = stage
+        .issuer
+        .issue(&stage.a.store, &name, &["admin".to_owned()])
+        .await?;
+    let victim = Client::holding(&stage.a.base, &credential.cookie)?;
+    // The admin acting in this trial, with a credential of its own: concurrent trials never
+    // share a cookie jar (a JWT refresh rotates it, and the CSRF token with it).
+    let admin = stage
+        .issuer
+        .issue(&stage.a.store, "bench", &["admin".to_owned()])
+        .await?;
+    let admin = Client::holding(&stage.a.base, &admin.cookie)?;
+    if step_up {
+        let reply = victim
+            .api(
+                Method::POST,
+                "/api/reauth",
+                Some(serde_json::json!({"password": PASSWORD})),
+            )
+            .await?;
+        if reply.status != 204 {
+            return Err(BenchError::Setup(format!(
+                "step-up answered {}",
+                reply.status
+            )));
+        }
+    }
+    // The thief copies the credential the browser now holds (after a step-up in JWT mode,
+    // the freshest access token: the worst case) and replays it on instance B.
+    let stolen = stage.issuer.stolen(&victim.cookie_header());
+    let url = format!("{}{}", stage.b.base, action.probe_path());
+    let hammer = Hammer::start(&url, &stolen, plan.probers)?;
+    hammer.wait_until_accepted().await;
+
+    let reply = match action {
+        Action::Logout => victim.logout().await?,
+        Action::AdminRevoke => {
+            admin
+                .api(
+                    Method::DELETE,
+                    &format!("/api/admin/users/{name}/sessions/{}", credential.handle),
+                    None,
+                )
+                .await?
+        }
+        Action::RoleDemotion => {
+            admin
+                .api(
+                    Method::PUT,
+                    &format!("/api/admin/users/{name}/roles"),
+                    Some(serde_json::json!({"roles": ["editor"]})),
+                )
+                .await?
+        }
+        Action::Disable => {
+            admin
+                .api(
+                    Method::PUT,
+                    &format!("/api/admin/users/{name}/disabled"),
+                    Some(serde_json::json!({"disabled": true})),
+                )
+                .await?
+        }
+        Action::PasswordChange => {
+            let token: serde_json::Value =
+                serde_json::from_str(&victim.get("/api/csrf").await?.body)
+                    .map_err(|e| BenchError::Setup(e.to_string()))?;
+            let csrf = token["csrf"].as_str().unwrap_or_default().to_owned();
+            let new = format!("{PASSWORD} {index} renewed");
+            victim
+                .send(Method::POST, "/account/password", |r| {
+                    r.form(&[
+                        ("current", PASSWORD),
+                        ("new", new.as_str()),
+                        ("confirm", new.as_str()),
+                        ("csrf", csrf.as_str()),
+                    ])
+                })
+                .await?
+        }
+    };
+    let acknowledged = hammer.acknowledge();
+    if reply.status >= 400 {
+        return Err(BenchError::Setup(format!(
+            "{} answered {}: {}",
+            action.label(),
+            reply.status,
+            reply.body.chars().take(200).collect::<String>()
+        )));
+    }
+    Ok(hammer.finish(acknowledged, plan.limit).await)
+}
+
+/// Prober connections replaying a stolen credential as fast as they can.
+struct Hammer {
+    state: Arc<HammerState>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+struct HammerState {
+    acknowledged: OnceCell<Instant>,
+    accepted_after: AtomicU64,
+    accepted_total: AtomicU64,
+    refused_at: OnceCell<Instant>,
+    stop: AtomicBool,
+}
+
+impl Hammer {
+    fn start(url: &str, cookie: &str, probers: usize) -> Result<Hammer, BenchError> {
+        let state = Arc::new(HammerState {
+            acknowledged: OnceCell::new(),
+            accepted_after: AtomicU64::new(0),
+            accepted_total: AtomicU64::new(0),
+            refused_at: OnceCell::new(),
+            stop: AtomicBool::new(false),
+        });
+        let mut tasks = Vec::new();
+        for _ in 0..probers.max(1) {
+            // One client per prober: its own keep-alive connection.
+            let http = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .pool_max_idle_per_host(1)
+                .build()
+                .map_err(|e| BenchError::Setup(e.to_string()))?;
+            let state = state.clone();
+            let url = url.to_owned();
+            let cookie = cookie.to_owned();
+            tasks.push(tokio::spawn(async move {
+                while !state.stop.load(Ordering::Relaxed) {
+                    let sent_after_ack = state.acknowledged.initialized();
+                    let status = http
+                        .get(&url)
+                        .header("cookie", &cookie)
+                        .send()
+                        .await
+                        .map(|r| r.status().as_u16())
+                        .unwrap_or(0);
+                    match status {
+                        200..=299 => {
+                            state.accepted_total.fetch_add(1, Ordering::Relaxed);
+                            if sent_after_ack {
+                                state.accepted_after.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        401 | 403 => {
+                            let _ = state.refused_at.set(Instant::now());
+                            state.stop.store(true, Ordering::Relaxed);
+                        }
+                        _ => tokio::task::yield_now().await,
+                    }
+                }
+            }));
+        }
+        Ok(Hammer { state, tasks })
+    }
+
+    /// Waits until the stolen copy has worked once: the probe is live before the action.
+    async fn wait_until_accepted(&self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.state.accepted_total.load(Ordering::Relaxed) == 0
+            && !self.state.stop.load(Ordering::Relaxed)
+            && Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// The action's response has arrived: from now on an accepted request counts.
+    fn acknowledge(&self) -> Instant {
+        let now = Instant::now();
+        let _ = self.state.acknowledged.set(now);
+        now
+    }
+
+    async fn finish(self, acknowledged: Instant, limit: Duration) -> Trial {
+        while !self.state.stop.load(Ordering::Relaxed) && acknowledged.elapsed() < limit {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        self.state.stop.store(true, Ordering::Relaxed);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        let refused_at = self.state.refused_at.get().copied();
+        Trial {
+            accepted: self.state.accepted_after.load(Ordering::Relaxed),
+            until_refused_ms: refused_at
+                .map(|at| at.saturating_duration_since(acknowledged).as_secs_f64() * 1000.0)
+                .unwrap_or(limit.as_secs_f64() * 1000.0),
+            refused: refused_at.is_some(),
+        }
+    }
+}
