@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
 
-use super::cost::{Redis, Snapshot, used_memory};
+use super::cost::{Redis, RedisWork, Snapshot, used_memory};
 use super::fleet::{Issuer, RunningApp, add_users, write_lines};
 use super::probe::{Client, form_value};
 use super::stats::{Spread, percentile};
@@ -42,6 +42,22 @@ pub struct PageLatency {
 }
 
 impl PageLatency {
+    /// Latency percentiles of `times` (ms) and `work` spread over the samples.
+    fn of(name: &str, path: &str, times: &[f64], work: &RedisWork, status: u16) -> PageLatency {
+        let per_view = |total: u64| total as f64 / times.len().max(1) as f64;
+        PageLatency {
+            name: name.into(),
+            path: path.into(),
+            samples: times.len(),
+            p50_ms: percentile(times, 50.0),
+            p99_ms: percentile(times, 99.0),
+            redis_commands: per_view(work.commands),
+            redis_usec: per_view(work.server_usec),
+            scans: per_view(work.scans),
+            status,
+        }
+    }
+
     /// A page scans when it walks the keyspace, or when its Redis work is more than a page's
     /// worth of commands.
     pub fn scans(&self) -> bool {
@@ -169,17 +185,7 @@ async fn page_latency(
         times.push(started.elapsed().as_secs_f64() * 1000.0);
     }
     let work = Snapshot::take(redis, app).await?.since(&before);
-    Ok(PageLatency {
-        name: name.into(),
-        path: path.into(),
-        samples,
-        p50_ms: percentile(&times, 50.0),
-        p99_ms: percentile(&times, 99.0),
-        redis_commands: work.commands as f64 / samples as f64,
-        redis_usec: work.server_usec as f64 / samples as f64,
-        scans: work.scans as f64 / samples as f64,
-        status,
-    })
+    Ok(PageLatency::of(name, path, &times, &work, status))
 }
 
 /// A real login (argon2 included) of a user who already has ten sessions.
@@ -189,7 +195,7 @@ async fn login_latency(
     samples: usize,
 ) -> Result<PageLatency, BenchError> {
     let mut times = Vec::new();
-    let mut work = super::cost::RedisWork::default();
+    let mut work = RedisWork::default();
     let mut status = 0;
     for _ in 0..samples {
         let client = Client::new(&app.base)?;
@@ -213,15 +219,11 @@ async fn login_latency(
         work.scans += one.scans;
         status = reply.status;
     }
-    Ok(PageLatency {
-        name: "login (POST /login, argon2)".into(),
-        path: "/login".into(),
-        samples,
-        p50_ms: percentile(&times, 50.0),
-        p99_ms: percentile(&times, 99.0),
-        redis_commands: work.commands as f64 / samples as f64,
-        redis_usec: work.server_usec as f64 / samples as f64,
-        scans: work.scans as f64 / samples as f64,
+    Ok(PageLatency::of(
+        "login (POST /login, argon2)",
+        "/login",
+        &times,
+        &work,
         status,
-    })
+    ))
 }
