@@ -203,13 +203,19 @@ pub struct Plan {
     /// Instant-revocation modes: trials in flight, probers per trial.
     pub trial_concurrency: usize,
     pub probers: usize,
-    /// Plain JWT trials last the token's lifetime: many run at once, one prober each.
+    /// Plain JWT trials last the token's lifetime: many run at once, fewer probers each.
     pub jwt_trial_concurrency: usize,
+    #[serde(default = "one")]
+    pub jwt_probers: usize,
     pub jwt_ttl_for_revocation: u64,
     pub scale_users: usize,
     pub scale_sessions_per_user: usize,
     pub page_samples: usize,
     pub login_samples: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl Plan {
@@ -226,6 +232,7 @@ impl Plan {
                 trial_concurrency: 2,
                 probers: 2,
                 jwt_trial_concurrency: 20,
+                jwt_probers: 1,
                 jwt_ttl_for_revocation: 2,
                 scale_users: 200,
                 scale_sessions_per_user: 10,
@@ -244,6 +251,7 @@ impl Plan {
                 trial_concurrency: 4,
                 probers: 4,
                 jwt_trial_concurrency: 100,
+                jwt_probers: 2,
                 jwt_ttl_for_revocation: 2,
                 scale_users: 100_000,
                 scale_sessions_per_user: 10,
@@ -475,6 +483,8 @@ pub async fn run(options: BenchOptions) -> Result<Report, BenchError> {
             .progress_chars("=> "),
     );
 
+    let mut phases = Phases::new(progress.is_hidden());
+
     // Deploy every mode up front: rounds interleave them.
     let mut fleet = Vec::new();
     for (index, mode) in MODES.iter().enumerate() {
@@ -484,6 +494,7 @@ pub async fn run(options: BenchOptions) -> Result<Report, BenchError> {
         fleet.push(deploy(&mut ctx, index, *mode, &prefix, |_| {}, plan.sessions).await?);
         progress.inc(1);
     }
+    phases.done("deploying every mode, issuing credentials");
 
     let mut rounds: Vec<Rounds> = fleet.iter().map(|_| Rounds::default()).collect();
     for round in 0..plan.rounds {
@@ -509,6 +520,7 @@ pub async fn run(options: BenchOptions) -> Result<Report, BenchError> {
             progress.inc(1);
         }
     }
+    phases.done("interleaved rounds");
 
     let mut results = Vec::new();
     for (mode, figures) in fleet.iter().zip(rounds) {
@@ -547,12 +559,14 @@ pub async fn run(options: BenchOptions) -> Result<Report, BenchError> {
         });
         progress.inc(1);
     }
+    phases.done("Redis cost and page view");
 
     progress.set_message("session (Redis): login storm");
     let login_cost = match fleet.iter().find(|m| m.kind == Kind::SessionRedis) {
         Some(mode) => Some(login_storm(mode, &plan).await?),
         None => None,
     };
+    phases.done("login storm");
     progress.inc(1);
 
     // The scale test reuses session (Redis)'s key material on a prefix of its own.
@@ -593,6 +607,7 @@ pub async fn run(options: BenchOptions) -> Result<Report, BenchError> {
     } else {
         None
     };
+    phases.done("scale");
     progress.inc(1);
 
     // Revocation: every mode on a pair of its own (plain JWT with a short access-token
@@ -632,21 +647,18 @@ pub async fn run(options: BenchOptions) -> Result<Report, BenchError> {
             instant.push(deployed);
         }
     }
+    phases.done("revocation: deploying every mode");
+    // One mode at a time: modes run side by side would share the cores, and each prober's
+    // count would say more about the scheduler than about the mode.
     let mut windows: Vec<(&'static str, Vec<Windows>)> = Vec::new();
-    for mode in &instant {
+    for (mode, at_expiry) in instant
+        .iter()
+        .map(|m| (m, false))
+        .chain(at_expiry.iter().map(|m| (m, true)))
+    {
         progress.set_message(format!("{}: revocation trials", mode.label));
-        windows.push((mode.id, revocation_trials(mode, &ctx, false).await?));
-        progress.inc(1);
-    }
-    progress.set_message("plain JWT modes: revocation trials (each lasts the token lifetime)");
-    let jwt_windows = futures_util::future::join_all(
-        at_expiry
-            .iter()
-            .map(|mode| revocation_trials(mode, &ctx, true)),
-    )
-    .await;
-    for (mode, result) in at_expiry.iter().zip(jwt_windows) {
-        windows.push((mode.id, result?));
+        windows.push((mode.id, revocation_trials(mode, &ctx, at_expiry).await?));
+        phases.done(&format!("revocation trials: {}", mode.label));
         progress.inc(1);
     }
     for mode in instant.into_iter().chain(at_expiry) {
@@ -667,6 +679,7 @@ pub async fn run(options: BenchOptions) -> Result<Report, BenchError> {
         options.quick,
         activity.finish(),
         started.elapsed(),
+        phases.list,
     )
     .await?;
     let report = Report::new(machine, plan, results, login_cost, scale);
@@ -674,6 +687,36 @@ pub async fn run(options: BenchOptions) -> Result<Report, BenchError> {
     progress.inc(1);
     progress.finish_with_message(format!("report in {}", options.out.display()));
     Ok(report)
+}
+
+/// How long each phase of the run took: printed as it ends when there is no progress bar, and
+/// kept in the report, so a long run can be planned (and a slow phase found).
+struct Phases {
+    list: Vec<report::Phase>,
+    since: Instant,
+    print: bool,
+}
+
+impl Phases {
+    fn new(print: bool) -> Phases {
+        Phases {
+            list: Vec::new(),
+            since: Instant::now(),
+            print,
+        }
+    }
+
+    fn done(&mut self, name: &str) {
+        let secs = self.since.elapsed().as_secs_f64();
+        self.since = Instant::now();
+        if self.print {
+            eprintln!("bench: {name}: {secs:.0} s");
+        }
+        self.list.push(report::Phase {
+            name: name.to_owned(),
+            secs,
+        });
+    }
 }
 
 /// The `Cookie` header value a browser sends with the cookies of a real login (the load's
@@ -725,7 +768,7 @@ async fn revocation_trials(
         revocation::TrialPlan {
             trials: plan.trials,
             concurrency: plan.jwt_trial_concurrency,
-            probers: 1,
+            probers: plan.jwt_probers,
             limit: Duration::from_secs(plan.jwt_ttl_for_revocation + 5),
         }
     } else {

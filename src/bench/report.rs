@@ -113,6 +113,16 @@ pub struct Machine {
     pub quick: bool,
     pub run_secs: f64,
     pub activity: Activity,
+    /// Absent from reports written before it was recorded.
+    #[serde(default)]
+    pub phases: Vec<Phase>,
+}
+
+/// One phase of the run and its wall-clock time.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Phase {
+    pub name: String,
+    pub secs: f64,
 }
 
 impl Machine {
@@ -121,6 +131,7 @@ impl Machine {
         quick: bool,
         activity: Activity,
         elapsed: Duration,
+        phases: Vec<Phase>,
     ) -> Result<Machine, BenchError> {
         let info: String = redis::cmd("INFO").arg("server").query_async(redis).await?;
         let redis_version = info
@@ -154,6 +165,7 @@ impl Machine {
             quick,
             run_secs: elapsed.as_secs_f64(),
             activity,
+            phases,
         })
     }
 
@@ -501,6 +513,17 @@ impl Report {
                     .join(", ")
             }
         );
+        if !m.phases.is_empty() {
+            let _ = writeln!(
+                out,
+                "Time by phase: {}.\n",
+                m.phases
+                    .iter()
+                    .map(|p| format!("{} {:.0} s", p.name, p.secs))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
         if m.busy() {
             out.push_str("> **Warning: the machine was busy** (load before the start, or other processes using more than 5% of the CPU): these figures are noisier than usual. Run again on a quiet machine before quoting them.\n\n");
         }
@@ -522,18 +545,19 @@ impl Report {
     fn revocation_section(&self) -> String {
         let p = &self.plan;
         let mut out = format!(
-            "\n## Revocation windows across instances\n\nA victim holds a real credential on instance A; a thief copies the credential (the session cookie; in JWT mode the access token, since replaying the refresh cookie would set off refresh-token reuse detection once the token expires; copied after the step-up when there is one, so in JWT mode the freshest token there is) and replays it on instance B from {} prober connection(s) as fast as they go, with no sleeps, while background load (2 connections per instance) runs. The action runs on A; *accepted* counts the thief's requests **sent after the action's response arrived** that still got a 2xx; *until refused* runs from that response to the first 401/403. {} trials per mode and action ({} in flight at once; plain JWT: {} in flight, one prober each, with a {} s access-token lifetime and no leeway so each trial ends). Session (memory) is probed on instance A: its store is per process.\n\n| mode | action | trials | accepted: worst | accepted: median | until refused: median | until refused: worst | refused |\n|---|---|---|---|---|---|---|---|\n",
+            "\n## Revocation windows across instances\n\nA victim holds a real credential on instance A; a thief copies the credential (the session cookie; in JWT mode the access token, since replaying the refresh cookie would set off refresh-token reuse detection once the token expires; copied after the step-up when there is one, so in JWT mode the freshest token there is) and replays it on instance B from {} prober connection(s) as fast as they go, with no sleeps, while background load (2 connections per instance) runs. The action runs on A; *accepted* counts the thief's requests **sent after the action's response arrived** that still got a 2xx; *until refused* runs from that response to the first 401/403. {} trials per mode and action ({} in flight at once; plain JWT: {} in flight with {} prober(s) each, with a {} s access-token lifetime and no leeway so each trial ends; password changes, which queue for argon2, at most 8 in flight). Modes run one at a time. Session (memory) is probed on instance A: its store is per process. A trial counts only when the stolen credential worked before the action and had not expired by itself when the action was acknowledged; otherwise it is done again with a fresh victim (*redone*), so a token that died of old age while its step-up or password change queued for argon2 never reads as \"refused at once\". After a step-up whose token has less than a second left, the victim's browser refreshes it first, as it would on its next request.\n\n| mode | action | trials | accepted: worst | accepted: median | until refused: median | until refused: worst | refused | redone |\n|---|---|---|---|---|---|---|---|---|\n",
             p.probers,
             p.trials,
             p.trial_concurrency,
             p.jwt_trial_concurrency,
+            p.jwt_probers,
             p.jwt_ttl_for_revocation,
         );
         for mode in &self.modes {
             for w in &mode.revocation {
                 let _ = writeln!(
                     out,
-                    "| {} | {} | {} | {} | {:.0} | {:.1} ms | {:.1} ms | {} of {} |",
+                    "| {} | {} | {} | {} | {:.0} | {:.1} ms | {:.1} ms | {} of {} | {} |",
                     mode.label,
                     w.name(),
                     w.trials,
@@ -543,6 +567,7 @@ impl Report {
                     w.worst_until_refused_ms,
                     w.refused,
                     w.trials,
+                    w.redone,
                 );
             }
         }
