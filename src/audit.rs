@@ -43,7 +43,8 @@ impl Action {
         }
     }
 
-    fn count(self, metrics: &Metrics) {
+    /// `ended`: sessions the action ended, which is what the revocation counter adds.
+    fn count(self, metrics: &Metrics, ended: u64) {
         let outcome = match self {
             Action::LoginSucceeded => Some("success"),
             Action::LoginFailed => Some("failure"),
@@ -65,11 +66,13 @@ impl Action {
             Action::RefreshReuse => Some("refresh_reuse"),
             _ => None,
         };
-        if let Some(kind) = kind {
+        if let Some(kind) = kind
+            && ended > 0
+        {
             metrics
                 .revocations
                 .get_or_create(&KindLabels { kind })
-                .inc();
+                .inc_by(ended);
         }
     }
 
@@ -97,6 +100,9 @@ pub struct Event<'a> {
     pub target: &'a str,
     pub detail: &'a str,
     pub ip: &'a str,
+    /// Sessions (or refresh families) the action ended: the revocation counters count these,
+    /// so an action that ended none adds nothing.
+    pub ended: u64,
 }
 
 pub async fn record(
@@ -111,8 +117,9 @@ pub async fn record(
         target,
         detail,
         ip,
+        ended,
     } = event;
-    action.count(metrics);
+    action.count(metrics, ended);
     tracing::info!(
         target: "audit",
         action = action.as_str(),
@@ -131,5 +138,11 @@ pub async fn record(
         detail: detail.to_owned(),
         ip: ip.to_owned(),
     };
-    store.record(&entry, action.stat()).await
+    let stat = match action.stat() {
+        Some(Stat::Revocation) if ended == 0 => None,
+        Some(Stat::Revocation) => Some((Stat::Revocation, ended)),
+        Some(stat) => Some((stat, 1)),
+        None => None,
+    };
+    store.record(&entry, stat).await
 }

@@ -97,11 +97,17 @@ impl ResponseError for PageError {
 
     fn error_response(&self) -> HttpResponse {
         match self {
+            PageError::User(_) | PageError::Csrf(_) | PageError::BadRequest(_) => {
+                tracing::info!(error = ?self, "request refused");
+            }
+            _ => {}
+        }
+        match self {
             PageError::Auth(e) => e.error_response(),
             PageError::User(e) => page_response(
                 user_error_status(e),
                 "Not done",
-                &format!("{e}. Go back and try again."),
+                &format!("{e} Go back and try again."),
             ),
             PageError::Csrf(_) => page_response(
                 StatusCode::FORBIDDEN,

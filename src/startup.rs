@@ -28,6 +28,7 @@ use crate::state::AppState;
 use crate::store::{Store, StoreError};
 use crate::users::{self, UserError};
 use crate::web::middleware::{reject_cross_site, security_headers};
+use crate::web::response::json_error;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
@@ -215,10 +216,10 @@ fn run(
             .app_data(
                 web::JsonConfig::default()
                     .limit(body_limit)
-                    .error_handler(json_error),
+                    .error_handler(json_body_error),
             )
             .configure(|cfg| routes::configure(cfg, &sessions))
-            .default_service(web::to(routes::not_found))
+            .default_service(web::to(routes::no_route))
     })
     .workers(workers)
     .shutdown_timeout(5)
@@ -243,10 +244,11 @@ fn form_error(err: UrlencodedError, _req: &HttpRequest) -> actix_web::Error {
 /// repeated parameter): 400, in JSON on the API.
 fn query_error(err: QueryPayloadError, req: &HttpRequest) -> actix_web::Error {
     let response = if crate::web::request::wants_json(req) {
-        actix_web::HttpResponse::BadRequest().json(serde_json::json!({
-            "error": "invalid",
-            "message": format!("malformed query string: {err}"),
-        }))
+        json_error(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "invalid",
+            &format!("Malformed query string: {err}."),
+        )
     } else {
         page_response(
             actix_web::http::StatusCode::BAD_REQUEST,
@@ -257,10 +259,19 @@ fn query_error(err: QueryPayloadError, req: &HttpRequest) -> actix_web::Error {
     InternalError::from_response(err, response).into()
 }
 
-fn json_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
+/// A body that is not the JSON a call takes: 400 `invalid` naming what is wrong (413
+/// `too_large` over the body limit), in the API's one error shape.
+fn json_body_error(err: JsonPayloadError, _req: &HttpRequest) -> actix_web::Error {
     let status = err.status_code();
-    let response = actix_web::HttpResponse::build(status)
-        .json(serde_json::json!({"error": "invalid JSON body", "detail": err.to_string()}));
+    let response = if status == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE {
+        json_error(
+            status,
+            "too_large",
+            "The body is larger than this server accepts.",
+        )
+    } else {
+        json_error(status, "invalid", &format!("Malformed JSON body: {err}."))
+    };
     InternalError::from_response(err, response).into()
 }
 

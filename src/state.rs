@@ -35,6 +35,8 @@ impl AppState {
             target,
             detail,
             ip,
+            // Logout and refresh-token reuse end one session (family) each.
+            ended: 1,
         };
         crate::audit::record(&self.store, &self.metrics, self.clock.now(), event).await
     }

@@ -11,20 +11,20 @@ use crate::store::{GuardedChange, Store, StoreError, UserRecord};
 #[derive(Debug, thiserror::Error)]
 pub enum UserError {
     #[error(
-        "user names are 1-64 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit"
+        "A user name is 1-64 characters of a-z, 0-9, '.', '_' and '-', starting with a letter or digit."
     )]
     BadName,
-    #[error("roles are 1-32 characters of a-z, 0-9, '_' and '-', starting with a letter")]
+    #[error("A role is 1-32 characters of a-z, 0-9, '_' and '-', starting with a letter.")]
     BadRole,
     #[error("{0}")]
     WeakPassword(#[from] WeakPassword),
-    #[error("that would leave no enabled admin")]
+    #[error("That would leave no enabled admin.")]
     LastAdmin,
-    #[error("the current password is not right")]
+    #[error("The current password is not right.")]
     WrongPassword,
-    #[error("user {0:?} already exists")]
+    #[error("A user named {0} already exists.")]
     Exists(String),
-    #[error("no user {0:?}")]
+    #[error("There is no user named {0}.")]
     NotFound(String),
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -88,12 +88,24 @@ impl Operator<'_> {
         target: &str,
         detail: &str,
     ) -> Result<(), StoreError> {
+        self.audit_ended(action, target, detail, 1).await
+    }
+
+    /// An action that ended `ended` sessions: the revocation counters add that many.
+    pub async fn audit_ended(
+        &self,
+        action: Action,
+        target: &str,
+        detail: &str,
+        ended: u64,
+    ) -> Result<(), StoreError> {
         let event = audit::Event {
             action,
             actor: self.name,
             target,
             detail,
             ip: self.ip,
+            ended,
         };
         audit::record(self.store, self.metrics, self.clock.now(), event).await
     }
@@ -169,10 +181,11 @@ impl Operator<'_> {
         self.guard_result(&name, change)?;
         if disabled {
             let ended = self.store.revoke_all_for_user(&name, None).await?;
-            self.audit(
+            self.audit_ended(
                 Action::UserDisabled,
                 &name,
                 &format!("ended {ended} session(s)"),
+                ended,
             )
             .await?;
             Ok(ended)
@@ -199,7 +212,7 @@ impl Operator<'_> {
             Some(_) => format!("ended {ended} other session(s)"),
             None => format!("ended {ended} session(s)"),
         };
-        self.audit(Action::AllSessionsRevoked, user, &detail)
+        self.audit_ended(Action::AllSessionsRevoked, user, &detail, ended)
             .await?;
         Ok(ended)
     }
@@ -219,7 +232,7 @@ impl Operator<'_> {
             return Err(UserError::NotFound(name));
         }
         let ended = self.store.revoke_all_for_user(&name, None).await?;
-        self.audit(action, &name, &format!("ended {ended} session(s)"))
+        self.audit_ended(action, &name, &format!("ended {ended} session(s)"), ended)
             .await?;
         Ok(ended)
     }
@@ -274,6 +287,7 @@ pub async fn bootstrap_admin(
                 target: "admin",
                 detail: "bootstrap",
                 ip: "",
+                ended: 0,
             };
             audit::record(store, metrics, clock.now(), event).await?;
             Ok(Some(password))

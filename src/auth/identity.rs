@@ -135,11 +135,21 @@ impl ResponseError for AuthError {
         }
     }
 
+    // Levels follow who must act: being sent to sign in is the normal flow (DEBUG), a role
+    // refusal is worth a line (INFO); only the store's failures are errors, logged where they
+    // are answered.
     fn error_response(&self) -> HttpResponse {
         match self {
-            AuthError::Anonymous { api: true, .. } => {
-                HttpResponse::Unauthorized().json(serde_json::json!({"error": "unauthenticated"}))
-            }
+            AuthError::Anonymous { .. } => tracing::debug!("not signed in"),
+            AuthError::Forbidden { .. } => tracing::info!("refused: the role is missing"),
+            AuthError::Store { .. } => {}
+        }
+        match self {
+            AuthError::Anonymous { api: true, .. } => crate::web::response::json_error(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Sign in first: no live session or token came with this request.",
+            ),
             AuthError::Anonymous { api: false, next } => {
                 let location = if next == "/" {
                     "/login".to_owned()
@@ -153,9 +163,11 @@ impl ResponseError for AuthError {
                     .insert_header((header::LOCATION, location))
                     .finish()
             }
-            AuthError::Forbidden { api: true } => {
-                HttpResponse::Forbidden().json(serde_json::json!({"error": "forbidden"}))
-            }
+            AuthError::Forbidden { api: true } => crate::web::response::json_error(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "Your account does not have the role this call needs.",
+            ),
             AuthError::Forbidden { api: false } => crate::web::response::page_response(
                 StatusCode::FORBIDDEN,
                 "Forbidden",

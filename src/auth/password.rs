@@ -46,7 +46,20 @@ pub fn check_strength(password: &str, user_name: &str) -> Result<(), WeakPasswor
             "Use at most {MAX_PASSWORD_LEN} characters."
         )));
     }
-    let estimate = zxcvbn::zxcvbn(password, &[user_name, "sessiond"]);
+    let known = [user_name, "sessiond"];
+    // zxcvbn counts the name as one cheap word but still rates `alice2024alice` safe: the
+    // password must stand without the name in it (a phrase that merely mentions it is fine).
+    let lowered = password.to_lowercase();
+    if !user_name.is_empty() && lowered.contains(&user_name.to_lowercase()) {
+        let rest = lowered.replace(&user_name.to_lowercase(), "");
+        if u8::from(zxcvbn::zxcvbn(&rest, &known).score()) < 3 {
+            return Err(WeakPassword(
+                "This password is built from the user name. Try a longer phrase of several unrelated words."
+                    .to_owned(),
+            ));
+        }
+    }
+    let estimate = zxcvbn::zxcvbn(password, &known);
     if u8::from(estimate.score()) >= 3 {
         return Ok(());
     }
@@ -145,6 +158,21 @@ mod tests {
         }
         assert!(check_strength("correct horse battery staple", "alice").is_ok());
         assert!(check_strength(&"x".repeat(MAX_PASSWORD_LEN + 1), "alice").is_err());
+    }
+
+    #[test]
+    fn passwords_built_from_the_user_name_are_refused() {
+        for (weak, name) in [
+            ("alice2024alice", "alice"),
+            ("dave2024dave", "dave"),
+            ("Alice2024Alice!", "alice"),
+            ("bob.bob.bob.bob", "bob"),
+        ] {
+            let refused = check_strength(weak, name).expect_err(weak);
+            assert!(refused.0.contains("user name"), "{weak:?}: {refused}");
+        }
+        // Mentioning the name in an otherwise strong phrase is not building on it.
+        assert!(check_strength("alice keeps purple elephants dancing", "alice").is_ok());
     }
 
     #[test]

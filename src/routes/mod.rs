@@ -3,6 +3,7 @@
 pub mod account;
 pub mod admin;
 pub mod api;
+pub mod flash;
 pub mod health;
 pub mod home;
 pub mod login;
@@ -128,6 +129,19 @@ pub async fn not_found() -> HttpResponse {
     )
 }
 
+/// The answer for an address no route serves: JSON under `/api/`, a page elsewhere.
+pub async fn no_route(req: HttpRequest) -> HttpResponse {
+    if crate::web::request::wants_json(&req) {
+        crate::web::response::json_error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "There is no such API call.",
+        )
+    } else {
+        not_found().await
+    }
+}
+
 /// Where to go after login: a same-site relative path, or `/`. Anything that a browser could
 /// read as another origin (`//evil`, `/\evil`, `https:`, control characters) is dropped.
 pub fn safe_next(next: Option<&str>) -> String {
@@ -176,6 +190,18 @@ pub fn parse_roles(input: &str) -> Vec<String> {
         .filter(|r| !r.is_empty())
         .map(str::to_owned)
         .collect()
+}
+
+/// A refused form's message, shown next to the field it is about.
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn on(&self, field: &str) -> Option<&str> {
+        (self.field == field).then_some(self.message.as_str())
+    }
 }
 
 pub fn see_other(location: &str) -> HttpResponse {

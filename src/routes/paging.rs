@@ -28,7 +28,7 @@ impl From<BadParameter> for crate::error::PageError {
 
 impl From<BadParameter> for super::api::ApiError {
     fn from(err: BadParameter) -> Self {
-        super::api::ApiError::Invalid(err.to_string())
+        super::api::ApiError::Invalid(format!("Malformed {err}."))
     }
 }
 

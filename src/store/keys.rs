@@ -12,6 +12,7 @@
 //! | `{p}t:{scope}:{id}` | string (counter) | the throttle window | failed logins per account (`acct`) or per client IP (`ip`) |
 //! | `{p}audit`, `{p}audit:u:{user}` | stream | capped (~10,000 / ~500 entries) | the audit log, globally and per user named in an entry |
 //! | `{p}stat:{kind}:{minute}` | string (counter) | 48 h | logins, failed logins and revocations per minute, for the dashboard chart |
+//! | `{p}f:{token_hash}` | string | 2 min | a one-time message for the page after a form (POST-redirect-GET): who it is for and what it says, a generated password included; read and deleted in one `GETDEL` |
 //! | `{p}secret:{name}` | string | none | shared secrets generated once for all instances (`cookie_key`) |
 //! | `{p}deny:{sid_hash}` | string | the access-token lifetime | JWT mode: a refresh family ended before its access tokens expired (logout, revoke, revoke-all, refresh-token reuse): every access token minted for it is refused |
 //! | `{p}nbf:{user}` | string | the access-token lifetime | JWT mode: tokens of this user issued at or before this second are refused (revoke-all, disable, role or password change) |
@@ -103,6 +104,10 @@ impl Keys {
     /// `counter` is `acct:{user}` or `ip:{address}`.
     pub fn throttle(&self, counter: &str) -> String {
         format!("{}t:{counter}", self.prefix)
+    }
+
+    pub fn flash(&self, token_hash: &str) -> String {
+        format!("{}f:{token_hash}", self.prefix)
     }
 
     pub fn secret(&self, name: &str) -> String {

@@ -29,6 +29,8 @@ struct Inner {
     users: BTreeMap<String, UserRecord>,
     counters: HashMap<String, (u64, i64)>,
     secrets: HashMap<String, String>,
+    /// One-time messages: token hash -> (value, until when).
+    flashes: HashMap<String, (String, i64)>,
     audit: VecDeque<AuditEntry>,
     stats: HashMap<(&'static str, i64), u64>,
     /// JWT deny-list: refresh family (handle) -> until when.
@@ -565,6 +567,33 @@ impl MemoryStore {
         Ok(())
     }
 
+    pub async fn put_flash(
+        &self,
+        token_hash: &str,
+        value: &str,
+        ttl_secs: u64,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        // Expired ones go on every write: the map holds at most a few minutes of forms.
+        inner.flashes.retain(|_, (_, until)| *until > now);
+        inner.flashes.insert(
+            token_hash.to_owned(),
+            (value.to_owned(), now + ttl_secs.max(1) as i64),
+        );
+        Ok(())
+    }
+
+    pub async fn take_flash(&self, token_hash: &str) -> Result<Option<String>, StoreError> {
+        let now = self.clock.now();
+        Ok(self
+            .lock()
+            .flashes
+            .remove(token_hash)
+            .filter(|(_, until)| *until > now)
+            .map(|(value, _)| value))
+    }
+
     pub async fn shared_secret(&self, name: &str, candidate: &str) -> Result<String, StoreError> {
         Ok(self
             .lock()
@@ -574,7 +603,11 @@ impl MemoryStore {
             .clone())
     }
 
-    pub async fn record(&self, entry: &AuditEntry, stat: Option<Stat>) -> Result<(), StoreError> {
+    pub async fn record(
+        &self,
+        entry: &AuditEntry,
+        stat: Option<(Stat, u64)>,
+    ) -> Result<(), StoreError> {
         let now = self.clock.now();
         let mut inner = self.lock();
         inner.sequence += 1;
@@ -584,11 +617,11 @@ impl MemoryStore {
         while inner.audit.len() > AUDIT_CAP {
             inner.audit.pop_front();
         }
-        if let Some(stat) = stat {
+        if let Some((stat, amount)) = stat {
             *inner
                 .stats
                 .entry((stat.name(), minute_of(now)))
-                .or_default() += 1;
+                .or_default() += amount;
             let oldest = minute_of(now - STATS_RETENTION_SECS);
             inner.stats.retain(|(_, minute), _| *minute >= oldest);
         }

@@ -377,8 +377,12 @@ impl Store {
         dispatch!(self.set_password(name, phc))
     }
 
-    /// Appends to the audit log (global and per user) and bumps the per-minute stat, if any.
-    pub async fn record(&self, entry: &AuditEntry, stat: Option<Stat>) -> Result<(), StoreError> {
+    /// Appends to the audit log (global and per user) and adds to the per-minute stat, if any.
+    pub async fn record(
+        &self,
+        entry: &AuditEntry,
+        stat: Option<(Stat, u64)>,
+    ) -> Result<(), StoreError> {
         dispatch!(self.record(entry, stat))
     }
 
@@ -438,6 +442,22 @@ impl Store {
     /// Adds one to each counter; a counter's window starts with its first failure.
     pub async fn bump_counters(&self, keys: &[String], window_secs: i64) -> Result<(), StoreError> {
         dispatch!(self.bump_counters(keys, window_secs))
+    }
+
+    /// Keeps a one-time message for `ttl_secs`.
+    pub async fn put_flash(
+        &self,
+        token_hash: &str,
+        value: &str,
+        ttl_secs: u64,
+    ) -> Result<(), StoreError> {
+        dispatch!(self.put_flash(token_hash, value, ttl_secs))
+    }
+
+    /// The one-time message stored under `token_hash`, deleted as it is read: a second read
+    /// (a reload, a replayed cookie) finds nothing.
+    pub async fn take_flash(&self, token_hash: &str) -> Result<Option<String>, StoreError> {
+        dispatch!(self.take_flash(token_hash))
     }
 
     /// Returns the secret stored under `name`, storing `candidate` first if there is none, so

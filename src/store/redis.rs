@@ -746,7 +746,11 @@ impl RedisStore {
             .await
     }
 
-    pub async fn record(&self, entry: &AuditEntry, stat: Option<Stat>) -> Result<(), StoreError> {
+    pub async fn record(
+        &self,
+        entry: &AuditEntry,
+        stat: Option<(Stat, u64)>,
+    ) -> Result<(), StoreError> {
         let fields = [
             ("at", entry.at.to_string()),
             ("action", entry.action.clone()),
@@ -773,11 +777,11 @@ impl RedisStore {
         if !entry.target.is_empty() && entry.target != entry.actor {
             append(self.keys.audit(Some(&entry.target)), USER_AUDIT_CAP);
         }
-        if let Some(stat) = stat {
+        if let Some((stat, amount)) = stat {
             let key = self
                 .keys
                 .stat(stat.name(), super::minute_of(self.clock.now()));
-            pipe.incr(&key, 1).ignore();
+            pipe.incr(&key, amount).ignore();
             pipe.expire(&key, STATS_RETENTION_SECS).ignore();
         }
         self.run(|mut conn| async move { pipe.query_async::<()>(&mut conn).await })
@@ -854,6 +858,37 @@ impl RedisStore {
             )
             .await?;
         Ok(values.into_iter().map(Option::unwrap_or_default).collect())
+    }
+
+    pub async fn put_flash(
+        &self,
+        token_hash: &str,
+        value: &str,
+        ttl_secs: u64,
+    ) -> Result<(), StoreError> {
+        let key = self.keys.flash(token_hash);
+        let value = value.to_owned();
+        self.run(|mut conn| async move {
+            redis::cmd("SET")
+                .arg(&key)
+                .arg(&value)
+                .arg("EX")
+                .arg(ttl_secs.max(1))
+                .query_async::<()>(&mut conn)
+                .await
+        })
+        .await
+    }
+
+    pub async fn take_flash(&self, token_hash: &str) -> Result<Option<String>, StoreError> {
+        let key = self.keys.flash(token_hash);
+        self.run(|mut conn| async move {
+            redis::cmd("GETDEL")
+                .arg(&key)
+                .query_async::<Option<String>>(&mut conn)
+                .await
+        })
+        .await
     }
 
     pub async fn shared_secret(&self, name: &str, candidate: &str) -> Result<String, StoreError> {

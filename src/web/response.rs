@@ -21,6 +21,12 @@ struct ErrorPage<'a> {
     nav: Option<Nav>,
 }
 
+/// The JSON API's one error shape: `{"error": code, "message": text}`. Codes are the
+/// README's list; the message is a sentence for a person.
+pub fn json_error(status: StatusCode, code: &str, message: &str) -> HttpResponse {
+    HttpResponse::build(status).json(serde_json::json!({"error": code, "message": message}))
+}
+
 /// An HTML error page; if even the template fails, plain text says the same.
 pub fn page_response(status: StatusCode, title: &str, message: &str) -> HttpResponse {
     let body = ErrorPage {
@@ -72,12 +78,15 @@ pub fn store_error_response(cause: &str, class: ErrorClass, api: bool) -> HttpRe
         ErrorClass::Unreachable => {
             tracing::error!(error = cause, "store unreachable");
             if api {
-                HttpResponse::ServiceUnavailable()
-                    .insert_header((header::RETRY_AFTER, "5"))
-                    .json(serde_json::json!({
-                        "error": "store unavailable",
-                        "message": "the session store is not answering; try again shortly",
-                    }))
+                let mut response = json_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "store unavailable",
+                    "The session store is not answering; try again shortly.",
+                );
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, header::HeaderValue::from_static("5"));
+                response
             } else {
                 service_unavailable_page()
             }
@@ -85,10 +94,11 @@ pub fn store_error_response(cause: &str, class: ErrorClass, api: bool) -> HttpRe
         ErrorClass::Bug => {
             tracing::error!(error = cause, "store refused a request: a bug");
             if api {
-                HttpResponse::InternalServerError().json(serde_json::json!({
-                    "error": "internal",
-                    "message": "internal error",
-                }))
+                json_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "The server could not complete this request.",
+                )
             } else {
                 internal_error_page()
             }

@@ -110,13 +110,7 @@ async fn a_person_logs_in_sees_their_name_logs_out_and_cannot_go_back() {
         .send_keys(PASSWORD)
         .await
         .unwrap();
-    browser
-        .find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, Locator::Css("button[type=submit]")).await;
 
     // Assert: back on the page asked for, signed in; the Secure cookie works on loopback HTTP.
     browser
@@ -146,13 +140,7 @@ async fn a_person_logs_in_sees_their_name_logs_out_and_cannot_go_back() {
         .goto(&format!("{}/admin", app.address))
         .await
         .unwrap();
-    browser
-        .find(Locator::Id("nav-logout"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&browser, Locator::Id("nav-logout")).await;
     browser
         .wait()
         .for_element(Locator::Id("password"))
@@ -180,37 +168,7 @@ async fn an_admin_revokes_and_demotes_a_user_in_another_browser() {
     let admin = driver.browser().await;
     let user = driver.browser().await;
     for (browser, name) in [(&admin, "boss"), (&user, "alice")] {
-        browser
-            .goto(&format!("{}/login", app.address))
-            .await
-            .unwrap();
-        browser
-            .find(Locator::Id("username"))
-            .await
-            .unwrap()
-            .send_keys(name)
-            .await
-            .unwrap();
-        browser
-            .find(Locator::Id("password"))
-            .await
-            .unwrap()
-            .send_keys(PASSWORD)
-            .await
-            .unwrap();
-        browser
-            .find(Locator::Css("button[type=submit]"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-        browser
-            .wait()
-            .for_element(Locator::Id("nav-logout"))
-            .await
-            .unwrap();
-        assert_eq!(browser.current_url().await.unwrap().path(), "/");
+        sign_in(browser, &app.address, name).await;
     }
 
     // Act: the admin removes alice's admin role on her page.
@@ -221,13 +179,7 @@ async fn an_admin_revokes_and_demotes_a_user_in_another_browser() {
     let roles = admin.find(Locator::Id("roles-input")).await.unwrap();
     roles.clear().await.unwrap();
     roles.send_keys("editor").await.unwrap();
-    admin
-        .find(Locator::Id("save-roles"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    click(&admin, Locator::Id("save-roles")).await;
     admin
         .wait()
         .for_element(Locator::Css(".notice"))
@@ -258,22 +210,9 @@ async fn an_admin_revokes_and_demotes_a_user_in_another_browser() {
         .goto(&format!("{}/admin/users/alice", app.address))
         .await
         .unwrap();
-    admin
-        .find(Locator::Css("button[data-handle]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let notice = admin
-        .wait()
-        .for_element(Locator::Css(".notice"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert_eq!(notice, "Session revoked.");
+    click(&admin, Locator::Css("button[data-handle]")).await;
+    let notice = wait_for_text(&admin, Locator::Css(".notice")).await;
+    assert_eq!(notice, "Ended a session of alice.");
 
     // Assert: alice's next page load lands on the login page.
     user.goto(&format!("{}/account/sessions", app.address))
@@ -283,4 +222,116 @@ async fn an_admin_revokes_and_demotes_a_user_in_another_browser() {
     assert!(user.find(Locator::Id("password")).await.is_ok());
     admin.close().await.unwrap();
     user.close().await.unwrap();
+}
+
+/// Signs in through the login form, as a person would, and waits for the home page.
+async fn sign_in(browser: &fantoccini::Client, address: &str, name: &str) {
+    browser.goto(&format!("{address}/login")).await.unwrap();
+    fill(browser, "username", name).await;
+    fill(browser, "password", PASSWORD).await;
+    click(browser, Locator::Css("button[type=submit]")).await;
+    browser
+        .wait()
+        .for_element(Locator::Id("nav-logout"))
+        .await
+        .unwrap();
+    assert_eq!(browser.current_url().await.unwrap().path(), "/");
+}
+
+async fn fill(browser: &fantoccini::Client, id: &str, text: &str) {
+    let field = browser.find(Locator::Id(id)).await.unwrap();
+    field.clear().await.unwrap();
+    field.send_keys(text).await.unwrap();
+}
+
+async fn value_of(browser: &fantoccini::Client, id: &str) -> String {
+    browser
+        .find(Locator::Id(id))
+        .await
+        .unwrap()
+        .prop("value")
+        .await
+        .unwrap()
+        .unwrap_or_default()
+}
+
+#[actix_web::test]
+async fn reloading_a_result_page_repeats_nothing_and_refused_forms_keep_their_fields() {
+    // Arrange
+    let app = spawn_app(Backend::Redis).await;
+    app.create_user("boss", &["admin"]).await;
+    app.create_user("gina", &["editor"]).await;
+    let driver = ChromeDriver::start();
+    let admin = driver.browser().await;
+    sign_in(&admin, &app.address, "boss").await;
+
+    // Act: reset gina's password, read it, reload the page.
+    admin
+        .goto(&format!("{}/admin/users/gina", app.address))
+        .await
+        .unwrap();
+    click(&admin, Locator::Id("reset-password")).await;
+    let password = wait_for_text(&admin, Locator::Id("new-password")).await;
+    let shown_at = admin.current_url().await.unwrap();
+    admin.refresh().await.unwrap();
+    admin
+        .wait()
+        .for_element(Locator::Id("status"))
+        .await
+        .unwrap();
+    let reloaded = admin.source().await.unwrap();
+
+    // Assert: the password was shown on a GET page, once; the reload reset nothing, so the
+    // password shown still works.
+    assert_eq!(shown_at.path(), "/admin/users/gina");
+    assert_eq!(shown_at.query(), None);
+    assert!(!reloaded.contains("id=\"new-password\""));
+    assert!(!reloaded.contains(&password));
+    assert_eq!(
+        reloaded.matches("password_reset").count(),
+        1,
+        "one reset in the audit trail"
+    );
+    let gina = app.browser();
+    assert_eq!(gina.login("gina", &password).await.status, 303);
+
+    // Act: create a user whose name is taken.
+    admin
+        .goto(&format!("{}/admin/users", app.address))
+        .await
+        .unwrap();
+    fill(&admin, "name", "gina").await;
+    fill(&admin, "password", "violet harbour lantern mist").await;
+    fill(&admin, "roles", "editor viewer").await;
+    click(
+        &admin,
+        Locator::Css("form[action='/admin/users'][method='post'] button"),
+    )
+    .await;
+    let error = wait_for_text(&admin, Locator::Id("name-error")).await;
+
+    // Assert: the same form, filled in but the password, the reason by its field, and the
+    // navigation still there.
+    assert_eq!(error, "A user named gina already exists.");
+    assert_eq!(value_of(&admin, "name").await, "gina");
+    assert_eq!(value_of(&admin, "roles").await, "editor viewer");
+    assert_eq!(value_of(&admin, "password").await, "");
+    assert!(admin.find(Locator::Id("nav-logout")).await.is_ok());
+    admin.close().await.unwrap();
+}
+
+async fn click(browser: &fantoccini::Client, locator: Locator<'_>) {
+    browser.find(locator).await.unwrap().click().await.unwrap();
+}
+
+/// Waits for an element to appear and returns its text.
+async fn wait_for_text(browser: &fantoccini::Client, locator: Locator<'_>) -> String {
+    browser
+        .wait()
+        .for_element(locator)
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
 }

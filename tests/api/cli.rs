@@ -171,3 +171,64 @@ async fn rediss_urls_talk_tls_and_verify_the_server_certificate() {
     );
     assert!(!untrusting.status.success());
 }
+
+#[actix_web::test]
+async fn expected_flows_are_not_logged_as_errors() {
+    // Arrange: the real binary, logging at DEBUG, on a port of its own.
+    let port = super::redis_server::free_port();
+    let mut server = Command::new(env!("CARGO_BIN_EXE_sessiond"))
+        .args(["--config", "/nonexistent/sessiond.toml", "serve"])
+        .env("SESSIOND__STORE__URL", "memory://")
+        .env("SESSIOND__SERVER__BIND", format!("127.0.0.1:{port}"))
+        .env("RUST_LOG", "debug,actix_server=info,h2=info,hyper=info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the sessiond binary runs");
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while http.get(format!("{base}/healthz")).send().await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server did not start"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+
+    // Act: what anonymous visitors do all day.
+    let page = http.get(format!("{base}/admin")).send().await.unwrap();
+    let api = http.get(format!("{base}/api/me")).send().await.unwrap();
+    let unknown = http
+        .get(format!("{base}/api/nothing"))
+        .send()
+        .await
+        .unwrap();
+    server.kill().unwrap();
+    let output = server.wait_with_output().unwrap();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // Assert: answered as usual, never logged as errors (nor as the framework's "error
+    // encountered" warnings), yet logged at DEBUG.
+    assert_eq!(page.status(), 303);
+    assert_eq!(api.status(), 401);
+    assert_eq!(unknown.status(), 404);
+    let loud: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains(" ERROR ") || l.contains("Error encountered"))
+        .collect();
+    assert!(loud.is_empty(), "{loud:#?}");
+    assert!(
+        log.lines()
+            .any(|l| l.contains(" DEBUG ") && l.contains("not signed in")),
+        "{log}"
+    );
+}

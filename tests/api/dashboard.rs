@@ -23,6 +23,7 @@ all_modes!(
     the_last_admin_cannot_be_demoted_or_disabled,
     granting_admin_needs_a_recent_password,
     admin_resets_a_password,
+    a_one_time_message_is_shown_only_to_its_owner,
     admin_creates_users_and_refuses_weak_passwords,
     users_list_pages_and_searches,
     all_sessions_list_pages_newest_first,
@@ -30,10 +31,12 @@ all_modes!(
     every_action_writes_an_audit_entry_without_secrets,
     every_form_and_api_change_needs_its_csrf_token,
     overview_counts_and_charts_logins,
+    revocation_counters_count_ended_sessions,
     metrics_are_served_in_prometheus_format,
     an_update_never_brings_a_deleted_session_back,
     a_search_that_matches_nobody_is_an_empty_page,
     malformed_paging_parameters_are_400_naming_the_parameter,
+    api_errors_share_one_shape_and_the_documented_codes,
 );
 
 /// The handle of the session a browser holds: its row is the one marked "this session".
@@ -120,7 +123,7 @@ async fn ending_another_own_session_needs_a_recent_password(backend: Backend) {
         .await;
     assert_eq!(confirmed.status, 303);
     assert_eq!(confirmed.header("location"), Some("/account/sessions"));
-    let revoked = laptop.post_form(&path, &[("csrf", &csrf)]).await;
+    let revoked = laptop.post_form_and_follow(&path, &[("csrf", &csrf)]).await;
 
     // Assert
     assert_eq!(revoked.status, 200);
@@ -164,11 +167,11 @@ async fn sign_out_all_other_sessions_keeps_this_one(backend: Backend) {
     let csrf = laptop.csrf().await;
 
     let response = laptop
-        .post_form("/account/sessions/revoke-others", &[("csrf", &csrf)])
+        .post_form_and_follow("/account/sessions/revoke-others", &[("csrf", &csrf)])
         .await;
 
     assert_eq!(response.status, 200);
-    assert!(response.body.contains("Signed out of 3 other session(s)."));
+    assert!(response.body.contains("Signed out of 3 other sessions."));
     let others: Vec<&Browser> = others.iter().collect();
     app.assert_revoked(&others).await;
     assert_eq!(laptop.me_status().await, 200);
@@ -204,7 +207,7 @@ async fn nobody_ends_someone_elses_session_by_handle(backend: Backend) {
     let csrf = alice.csrf().await;
 
     let response = alice
-        .post_form(
+        .post_form_and_follow(
             &format!("/account/sessions/{bobs_handle}/revoke"),
             &[("csrf", &csrf)],
         )
@@ -296,10 +299,30 @@ async fn weak_or_mismatched_new_passwords_are_refused(backend: Backend) {
     )
     .await;
 
+    // Each comes back as the same page, with navigation, the reason next to its field, and
+    // no password echoed.
     assert_eq!(common.status, 400);
+    assert!(common.body.contains("id=\"new-error\""));
     assert_eq!(own_name.status, 400);
+    assert!(own_name.body.contains("built from the user name"));
     assert_eq!(mismatch.status, 400);
+    assert!(mismatch.body.contains("id=\"confirm-error\""));
+    assert!(mismatch.body.contains("The two new passwords differ."));
     assert_eq!(wrong_current.status, 403);
+    assert!(wrong_current.body.contains("id=\"current-error\""));
+    assert!(
+        wrong_current
+            .body
+            .contains("The current password is not right.")
+    );
+    for page in [&common, &own_name, &mismatch, &wrong_current] {
+        assert!(page.body.contains("action=\"/logout\""), "navigation kept");
+        assert!(!page.body.contains("purple elephant"), "no password echoed");
+        assert!(
+            !page.body.contains("..<") && !page.body.contains(".. "),
+            "no doubled full stop"
+        );
+    }
     assert_eq!(
         app.browser().login("alice", PASSWORD).await.status,
         303,
@@ -414,14 +437,14 @@ async fn admin_revokes_one_session_from_the_dashboard(backend: Backend) {
     }
 
     let response = admin
-        .post_form(
+        .post_form_and_follow(
             &format!("/admin/users/alice/sessions/{handle}/revoke"),
             &[("csrf", &page.csrf())],
         )
         .await;
 
     assert_eq!(response.status, 200);
-    assert!(response.body.contains("Session revoked."));
+    assert!(response.body.contains("Ended a session of alice."));
     app.assert_status_after_change(&[&user], "/account/sessions", 401)
         .await;
     let next_page = user.get("/account/sessions").await;
@@ -440,24 +463,24 @@ async fn admin_revokes_all_disables_and_enables(backend: Backend) {
     let csrf = admin.csrf().await;
 
     let revoke_all = admin
-        .post_form("/admin/users/alice/sessions/revoke-all", &[("csrf", &csrf)])
+        .post_form_and_follow("/admin/users/alice/sessions/revoke-all", &[("csrf", &csrf)])
         .await;
-    assert!(revoke_all.body.contains("Ended 2 session(s)."));
+    assert!(revoke_all.body.contains("Ended 2 sessions of alice."));
     app.assert_revoked(&[&user, &second]).await;
 
     let again = app.browser();
     again.login("alice", PASSWORD).await;
     let disable = admin
-        .post_form("/admin/users/alice/disable", &[("csrf", &csrf)])
+        .post_form_and_follow("/admin/users/alice/disable", &[("csrf", &csrf)])
         .await;
-    assert!(disable.body.contains("Disabled; ended 1 session(s)."));
+    assert!(disable.body.contains("Disabled alice; 1 session ended."));
     app.assert_revoked(&[&again]).await;
     assert_eq!(app.browser().login("alice", PASSWORD).await.status, 401);
 
     let enable = admin
-        .post_form("/admin/users/alice/enable", &[("csrf", &csrf)])
+        .post_form_and_follow("/admin/users/alice/enable", &[("csrf", &csrf)])
         .await;
-    assert!(enable.body.contains("Enabled."));
+    assert!(enable.body.contains("Enabled alice."));
     assert_eq!(app.browser().login("alice", PASSWORD).await.status, 303);
 }
 
@@ -468,14 +491,14 @@ async fn admin_role_change_reaches_the_next_request(backend: Backend) {
     let csrf = admin.csrf().await;
 
     let response = admin
-        .post_form(
+        .post_form_and_follow(
             "/admin/users/deputy/roles",
             &[("roles", "editor"), ("csrf", &csrf)],
         )
         .await;
 
     assert_eq!(response.status, 200);
-    assert!(response.body.contains("Roles saved."));
+    assert!(response.body.contains("Roles of deputy saved."));
     app.assert_status_after_change(&[&deputy], "/admin", 403)
         .await;
     assert_eq!(deputy.get("/api/admin/users").await.status, 403);
@@ -506,6 +529,7 @@ async fn the_last_admin_cannot_be_demoted_or_disabled(backend: Backend) {
         .await;
 
     assert_eq!(demote.status, 409);
+    assert!(demote.body.contains("That would leave no enabled admin."));
     assert_eq!(disable.status, 409);
     assert_eq!(api_demote.status, 409);
     assert_eq!(
@@ -521,7 +545,7 @@ async fn the_last_admin_cannot_be_demoted_or_disabled(backend: Backend) {
             &[("roles", "editor"), ("csrf", &csrf)],
         )
         .await;
-    assert_eq!(demote.status, 200);
+    assert_eq!(demote.status, 303);
     app.assert_status_after_change(&[&boss], "/admin", 403)
         .await;
 }
@@ -565,7 +589,7 @@ async fn granting_admin_needs_a_recent_password(backend: Backend) {
             &[("roles", "viewer"), ("csrf", &csrf)],
         )
         .await;
-    assert_eq!(harmless.status, 200);
+    assert_eq!(harmless.status, 303);
 
     let reauth = admin
         .api(
@@ -581,7 +605,7 @@ async fn granting_admin_needs_a_recent_password(backend: Backend) {
             &[("roles", "admin"), ("csrf", &csrf)],
         )
         .await;
-    assert_eq!(granted.status, 200);
+    assert_eq!(granted.status, 303);
     app.assert_status_after_change(&[&user], "/admin", 200)
         .await;
 }
@@ -590,16 +614,68 @@ async fn admin_resets_a_password(backend: Backend) {
     let (app, admin, user) = admin_and_user(backend).await;
     let csrf = admin.csrf().await;
 
-    let response = admin
+    let reset = admin
         .post_form("/admin/users/alice/password-reset", &[("csrf", &csrf)])
         .await;
+    let shown = admin.get(reset.header("location").unwrap()).await;
+    let reloaded = admin.get(reset.header("location").unwrap()).await;
 
-    assert_eq!(response.status, 200);
-    let start = response.body.find("<code id=\"new-password\">").unwrap() + 24;
-    let password = &response.body[start..start + 43];
+    // POST-redirect-GET: the password is on the page the POST redirects to, never in a URL,
+    // and only once; reloading that page resets nothing.
+    assert_eq!(reset.status, 303);
+    assert_eq!(reset.header("location"), Some("/admin/users/alice"));
+    assert_eq!(shown.status, 200);
+    let start = shown.body.find("<code id=\"new-password\">").unwrap() + 24;
+    let password = &shown.body[start..start + 43];
+    assert_eq!(reloaded.status, 200);
+    assert!(!reloaded.body.contains(password));
+    assert!(!reloaded.body.contains("new-password"));
+    let audit: Value =
+        serde_json::from_str(&admin.get("/api/admin/audit?user=alice&limit=50").await.body)
+            .unwrap();
+    let resets = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "password_reset")
+        .count();
+    assert_eq!(resets, 1);
     app.assert_revoked(&[&user]).await;
     assert_eq!(app.browser().login("alice", PASSWORD).await.status, 401);
     assert_eq!(app.browser().login("alice", password).await.status, 303);
+}
+
+async fn a_one_time_message_is_shown_only_to_its_owner(backend: Backend) {
+    let (app, admin, _) = admin_and_user(backend).await;
+    let other_admin = app.logged_in("deputy", &["admin"]).await;
+    let csrf = admin.csrf().await;
+    let reset = admin
+        .post_form("/admin/users/alice/password-reset", &[("csrf", &csrf)])
+        .await;
+    let flash = reset
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.name() == "__Host-flash")
+        .expect("a flash cookie");
+
+    // Another admin's browser replays the flash cookie.
+    other_admin.set_named_cookie("__Host-flash", flash.value());
+    let seen_by_other = other_admin.get("/admin/users/alice").await;
+    let seen_by_owner = admin.get("/admin/users/alice").await;
+
+    // The cookie is HttpOnly, Secure, SameSite=Strict, short-lived; the message is for the
+    // admin who caused it alone, and the other admin's try did not spend it.
+    assert_eq!(flash.http_only(), Some(true));
+    assert_eq!(flash.secure(), Some(true));
+    assert_eq!(flash.same_site(), Some(actix_web::cookie::SameSite::Strict));
+    assert!(
+        flash
+            .max_age()
+            .is_some_and(|age| age.whole_seconds() <= 120)
+    );
+    assert_eq!(seen_by_other.status, 200);
+    assert!(!seen_by_other.body.contains("id=\"new-password\""));
+    assert!(seen_by_owner.body.contains("id=\"new-password\""));
 }
 
 async fn admin_creates_users_and_refuses_weak_passwords(backend: Backend) {
@@ -634,10 +710,39 @@ async fn admin_creates_users_and_refuses_weak_passwords(backend: Backend) {
         )
         .await;
 
+    let bad_role = admin
+        .post_form(
+            "/admin/users",
+            &[
+                ("name", "fred"),
+                ("password", "violet harbour lantern mist"),
+                ("roles", "Not A Role!"),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+
     assert_eq!(created.status, 303);
     assert_eq!(created.header("location"), Some("/admin/users/dora"));
+    // Refused forms come back filled in (never the password), the reason by its field.
     assert_eq!(weak.status, 400);
+    assert!(weak.body.contains("id=\"password-error\""));
+    assert!(weak.body.contains("value=\"eve\""));
+    assert!(!weak.body.contains("12345678"));
     assert_eq!(duplicate.status, 409);
+    assert!(duplicate.body.contains("id=\"name-error\""));
+    assert!(duplicate.body.contains("A user named dora already exists."));
+    assert!(!duplicate.body.contains("violet harbour"));
+    assert_eq!(bad_role.status, 400);
+    assert!(bad_role.body.contains("id=\"roles-error\""));
+    assert!(bad_role.body.contains("value=\"Not A Role!\""));
+    for page in [&weak, &duplicate, &bad_role] {
+        assert!(page.body.contains("action=\"/logout\""), "navigation kept");
+        assert!(
+            !page.body.contains("..<") && !page.body.contains(".. "),
+            "no doubled full stop"
+        );
+    }
     let dora = app.browser();
     assert_eq!(
         dora.login("dora", "violet harbour lantern mist")
@@ -993,27 +1098,70 @@ async fn every_form_and_api_change_needs_its_csrf_token(backend: Backend) {
     assert_eq!(me["roles"], json!(["editor"]));
 }
 
+fn overview_number(page: &str, id: &str) -> u64 {
+    let marker = format!("id=\"{id}\">");
+    let start = page.find(&marker).unwrap() + marker.len();
+    page[start..start + page[start..].find('<').unwrap()]
+        .parse()
+        .unwrap()
+}
+
 async fn overview_counts_and_charts_logins(backend: Backend) {
+    // A second app whose admin stays signed in across the chart's three hours.
+    let quiet = spawn_app_with(backend, |s| s.session.idle_timeout_secs = 4 * 3600).await;
+    let first_admin = quiet.logged_in("boss", &["admin"]).await;
     let (app, admin, _) = admin_and_user(backend).await;
     app.browser().login("alice", "wrong guess").await;
 
     let page = admin.get("/admin").await;
+    // Only boss's own login happened on the quiet app, three hours ago by now.
+    quiet.clock.advance(3 * 3600 + 60);
+    let empty = first_admin.get("/admin").await;
 
     assert_eq!(page.status, 200);
-    let number = |id: &str| -> u64 {
-        let marker = format!("id=\"{id}\">");
-        let start = page.body.find(&marker).unwrap() + marker.len();
-        page.body[start..start + page.body[start..].find('<').unwrap()]
-            .parse()
-            .unwrap()
-    };
+    let number = |id: &str| overview_number(&page.body, id);
     assert_eq!(number("logins-hour"), 2);
     assert_eq!(number("failed-hour"), 1);
     assert_eq!(number("active-sessions"), 2);
     assert!(number("user-count") >= 3);
+    // Both series, a legend, time labels, and bars labelled for a screen reader.
     assert!(page.body.contains("<svg class=\"chart\""));
-    assert!(page.body.contains("2 login(s)"), "this minute's bar");
+    assert!(page.body.contains("2 successful login(s)"), "{}", page.body);
+    assert!(page.body.contains("1 failed login(s)"));
+    assert!(page.body.contains(">successful</text>") && page.body.contains(">failed</text>"));
+    assert!(page.body.contains(":00</text>") || page.body.contains(":30</text>"));
+    assert!(!page.body.contains("id=\"chart-empty\""));
     assert!(!page.body.contains("<script"));
+    assert_eq!(empty.status, 200, "{}", empty.body);
+    assert!(empty.body.contains("id=\"chart-empty\""));
+    assert!(empty.body.contains("No logins in the last 3 hours."));
+}
+
+async fn revocation_counters_count_ended_sessions(backend: Backend) {
+    let (app, admin, _alice) = admin_and_user(backend).await;
+    app.create_user("carol", &[]).await;
+    let second = app.browser();
+    second.login("alice", PASSWORD).await;
+    let csrf = admin.csrf().await;
+    let before = overview_number(&admin.get("/admin").await.body, "revocations-hour");
+
+    // Act: one action that ends nothing, one that ends alice's two sessions.
+    admin
+        .post_form("/admin/users/carol/sessions/revoke-all", &[("csrf", &csrf)])
+        .await;
+    let after_none = overview_number(&admin.get("/admin").await.body, "revocations-hour");
+    admin
+        .post_form("/admin/users/alice/sessions/revoke-all", &[("csrf", &csrf)])
+        .await;
+    let after_two = overview_number(&admin.get("/admin").await.body, "revocations-hour");
+    let metrics = admin.get("/metrics").await.body;
+
+    assert_eq!(after_none, before, "nothing ended, nothing counted");
+    assert_eq!(after_two, before + 2);
+    assert!(
+        metrics.contains("sessiond_revocations_total{kind=\"revoke_all\"} 2"),
+        "{metrics}"
+    );
 }
 
 async fn a_search_that_matches_nobody_is_an_empty_page(backend: Backend) {
@@ -1191,4 +1339,67 @@ async fn an_update_never_brings_a_deleted_session_back(backend: Backend) {
         assert!(!exists);
     }
     assert!(app.store.load_session("h1").await.unwrap().is_none());
+}
+
+async fn api_errors_share_one_shape_and_the_documented_codes(backend: Backend) {
+    let (_app, admin, _) = admin_and_user(backend).await;
+    let csrf: Value = serde_json::from_str(&admin.get("/api/csrf").await.body).unwrap();
+    let csrf = csrf["csrf"].as_str().unwrap().to_owned();
+
+    // Act
+    let unknown_user = admin.get("/api/admin/users/nobody/sessions").await;
+    let bad_json = admin
+        .send(
+            admin
+                .request(Method::POST, "/api/admin/users")
+                .header("x-csrf-token", &csrf)
+                .header("content-type", "application/json")
+                .body("{\"name\": "),
+        )
+        .await;
+    let weak = admin
+        .api(
+            Method::POST,
+            "/api/admin/users",
+            Some(json!({"name": "dave", "password": "dave2024dave"})),
+        )
+        .await;
+    let exists = admin
+        .api(
+            Method::POST,
+            "/api/admin/users",
+            Some(json!({"name": "alice", "password": "violet harbour lantern mist"})),
+        )
+        .await;
+    let bad_role = admin
+        .api(
+            Method::PUT,
+            "/api/admin/users/alice/roles",
+            Some(json!({"roles": ["No Such Role!"]})),
+        )
+        .await;
+    let no_route = admin.get("/api/admin/nothing-here").await;
+
+    // Assert: every error is {"error": code, "message": sentence}, codes as the README lists.
+    for (response, status, code) in [
+        (&unknown_user, 404, "not_found"),
+        (&bad_json, 400, "invalid"),
+        (&weak, 400, "weak_password"),
+        (&exists, 409, "exists"),
+        (&bad_role, 400, "invalid"),
+        (&no_route, 404, "not_found"),
+    ] {
+        assert_eq!(response.status, status, "{}", response.body);
+        let body: Value = serde_json::from_str(&response.body).expect(&response.body);
+        let fields: Vec<&String> = body.as_object().unwrap().keys().collect();
+        assert_eq!(fields, ["error", "message"], "{}", response.body);
+        assert_eq!(body["error"], code, "{}", response.body);
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            message.ends_with('.') && !message.ends_with(".."),
+            "{message}"
+        );
+    }
+    let weak: Value = serde_json::from_str(&weak.body).unwrap();
+    assert!(weak["message"].as_str().unwrap().contains("user name"));
 }

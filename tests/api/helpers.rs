@@ -345,6 +345,15 @@ impl Browser {
             .await
     }
 
+    /// Posts a form that must answer 303 (POST-redirect-GET) and loads the page it sends the
+    /// browser to, as a browser does.
+    pub async fn post_form_and_follow(&self, path: &str, form: &[(&str, &str)]) -> Response {
+        let posted = self.post_form(path, form).await;
+        assert_eq!(posted.status, 303, "{path}: {}", posted.body);
+        let location = posted.header("location").expect("a Location").to_owned();
+        self.get(&location).await
+    }
+
     pub async fn send(&self, mut request: reqwest::RequestBuilder) -> Response {
         let jar = self.jar();
         if !jar.is_empty() {

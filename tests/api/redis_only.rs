@@ -147,7 +147,7 @@ async fn a_command_redis_refuses_is_a_500_not_an_outage() {
     assert_eq!(api.status, 500, "{}", api.body);
     assert_eq!(
         api.body,
-        r#"{"error":"internal","message":"internal error"}"#
+        r#"{"error":"internal","message":"The server could not complete this request."}"#
     );
     assert_eq!(load.status, 500, "{}", load.body);
     assert_eq!(load.header("x-frame-options"), Some("DENY"));

@@ -1,13 +1,15 @@
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use serde::Deserialize;
 
 use super::reauth::verify_current_password;
-use super::{ip, operator};
+use super::{ip, operator, sessions};
 use crate::audit::Action;
 use crate::auth::Identity;
-use crate::error::{PageError, page_response};
-use crate::routes::see_other;
+use crate::error::{PageError, user_error_status};
+use crate::routes::FieldError;
+use crate::routes::flash::{self, Flash};
 use crate::state::AppState;
+use crate::users::UserError;
 
 #[derive(Deserialize)]
 pub struct PasswordForm {
@@ -19,7 +21,7 @@ pub struct PasswordForm {
 
 /// `POST /account/password`: the current password is required (and is the step-up); the new
 /// one is strength-checked. Every session of the user ends, and this browser continues on a
-/// brand-new session ID.
+/// brand-new session ID. A refused form comes back with the reason next to its field.
 #[tracing::instrument(name = "change password", skip_all, fields(username = %identity.username))]
 pub async fn post(
     req: HttpRequest,
@@ -29,29 +31,33 @@ pub async fn post(
 ) -> Result<HttpResponse, PageError> {
     identity.verify_csrf(form.csrf.as_deref())?;
     let form = form.into_inner();
-    let refuse = |status, message: &str| {
-        Ok(page_response(
-            status,
-            "Password not changed",
-            &format!("{message} Go back and try again."),
-        ))
+    let refuse = async |status, field, message: String| {
+        let error = FieldError { field, message };
+        sessions::page(&identity, &state, None, Some(error), status).await
     };
     if form.new != form.confirm {
         return refuse(
-            actix_web::http::StatusCode::BAD_REQUEST,
-            "The two new passwords differ.",
-        );
+            StatusCode::BAD_REQUEST,
+            "confirm",
+            "The two new passwords differ.".into(),
+        )
+        .await;
     }
     if !verify_current_password(&identity, &form.current, &state).await? {
-        return refuse(
-            actix_web::http::StatusCode::FORBIDDEN,
-            "The current password is not right.",
-        );
+        let err = UserError::WrongPassword;
+        return refuse(user_error_status(&err), "current", err.to_string()).await;
     }
     let ip = ip(&req, &state);
-    operator(&state, &identity, &ip)
+    match operator(&state, &identity, &ip)
         .set_password(&identity.username, &form.new, Action::PasswordChanged)
-        .await?;
+        .await
+    {
+        Ok(_) => {}
+        Err(err @ UserError::WeakPassword(_)) => {
+            return refuse(user_error_status(&err), "new", err.to_string()).await;
+        }
+        Err(err) => return Err(err.into()),
+    }
     // All sessions, this one included, are gone from the store: this browser continues on a
     // brand-new session (or refresh family), exactly as after a login.
     let roles = state
@@ -70,5 +76,7 @@ pub async fn post(
         .auth
         .sign_in(&req, &state, &identity.username, &roles, &ip, &device)
         .await?;
-    Ok(see_other("/account/sessions"))
+    let notice =
+        Flash::notice("Your password has been changed, and every other session has ended.");
+    flash::redirect(&state, &identity, "/account/sessions", notice).await
 }

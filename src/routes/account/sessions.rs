@@ -5,7 +5,8 @@ use serde::Deserialize;
 use super::{ip, operator, require_step_up};
 use crate::auth::Identity;
 use crate::error::PageError;
-use crate::routes::{Nav, format_time, html, see_other};
+use crate::routes::flash::{self, Flash};
+use crate::routes::{FieldError, Nav, format_time, html, see_other};
 use crate::state::AppState;
 
 pub struct SessionRow {
@@ -24,7 +25,14 @@ struct SessionsPage {
     csrf: String,
     sessions: Vec<SessionRow>,
     notice: Option<String>,
-    error: Option<String>,
+    /// Why the password form was refused, next to the field it is about.
+    error: Option<FieldError>,
+}
+
+impl SessionsPage {
+    fn error_on(&self, field: &str) -> Option<&str> {
+        self.error.as_ref().and_then(|e| e.on(field))
+    }
 }
 
 #[derive(Deserialize)]
@@ -32,10 +40,13 @@ pub struct CsrfForm {
     csrf: Option<String>,
 }
 
-async fn page(
+/// The page, with the last action's outcome or a refused password form.
+pub async fn page(
     identity: &Identity,
     state: &AppState,
     notice: Option<String>,
+    error: Option<FieldError>,
+    status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
     let sessions = state
         .store
@@ -53,13 +64,13 @@ async fn page(
         .collect();
     let nav = Nav::for_identity(identity)?;
     html(
-        StatusCode::OK,
+        status,
         &SessionsPage {
             csrf: nav.csrf.clone(),
             nav: Some(nav),
             sessions,
             notice,
-            error: None,
+            error,
         },
     )
 }
@@ -67,10 +78,18 @@ async fn page(
 /// `GET /account/sessions`: every live session of the signed-in user, this one marked.
 #[tracing::instrument(name = "your sessions", skip_all, fields(username = %identity.username))]
 pub async fn get(
+    req: HttpRequest,
     identity: Identity,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    page(&identity, &state, None).await
+    let notice = flash::take(&req, &state, &identity)
+        .await?
+        .as_ref()
+        .and_then(Flash::text)
+        .map(str::to_owned);
+    let mut response = page(&identity, &state, notice, None, StatusCode::OK).await?;
+    flash::clear(&req, &mut response);
+    Ok(response)
 }
 
 /// `POST /account/sessions/{handle}/revoke`: ends one of the user's own sessions. Ending this
@@ -105,7 +124,13 @@ pub async fn revoke(
     } else {
         "That session had already ended."
     };
-    page(&identity, &state, Some(notice.to_owned())).await
+    flash::redirect(
+        &state,
+        &identity,
+        "/account/sessions",
+        Flash::notice(notice),
+    )
+    .await
 }
 
 /// `POST /account/sessions/revoke-others`: "sign out all other sessions" (step-up required).
@@ -124,10 +149,16 @@ pub async fn revoke_others(
     let ended = operator(&state, &identity, &ip)
         .revoke_all(&identity.username, Some(&identity.handle))
         .await?;
-    page(
-        &identity,
+    let notice = match ended {
+        0 => "There were no other sessions.".to_owned(),
+        1 => "Signed out of 1 other session.".to_owned(),
+        n => format!("Signed out of {n} other sessions."),
+    };
+    flash::redirect(
         &state,
-        Some(format!("Signed out of {ended} other session(s).")),
+        &identity,
+        "/account/sessions",
+        Flash::notice(notice),
     )
     .await
 }

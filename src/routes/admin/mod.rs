@@ -1,6 +1,7 @@
 //! `/admin/...`: the dashboard. Every handler's first line checks the `admin` role.
 
 pub mod audit;
+mod chart;
 pub mod sessions;
 pub mod users;
 
@@ -12,6 +13,7 @@ use crate::error::PageError;
 use crate::routes::{Nav, format_time, html};
 use crate::state::AppState;
 use crate::store::{AuditEntry, Stat};
+use chart::Chart;
 
 pub fn require_admin(identity: &Identity, req: &HttpRequest) -> Result<(), AuthError> {
     identity.require_role("admin", req)
@@ -35,53 +37,6 @@ impl From<AuditEntry> for AuditRow {
             target: entry.target,
             detail: entry.detail,
             ip: entry.ip,
-        }
-    }
-}
-
-pub struct Bar {
-    pub x: usize,
-    pub y: u64,
-    pub height: u64,
-    pub label: String,
-}
-
-/// A server-rendered bar chart: one bar per minute, scaled to the peak.
-pub struct Chart {
-    pub hours: usize,
-    pub width: usize,
-    pub height: u64,
-    pub peak: u64,
-    pub failed_total: u64,
-    pub bars: Vec<Bar>,
-}
-
-impl Chart {
-    fn per_minute(logins: &[u64], failed: &[u64], hours: usize) -> Chart {
-        let height = 100;
-        let peak = logins.iter().copied().max().unwrap_or(0);
-        let minutes = logins.len();
-        let bars = logins
-            .iter()
-            .enumerate()
-            .filter(|(_, count)| **count > 0)
-            .map(|(i, count)| {
-                let bar_height = (count * height).div_ceil(peak.max(1));
-                Bar {
-                    x: i,
-                    y: height - bar_height,
-                    height: bar_height,
-                    label: format!("{} min ago: {count} login(s)", minutes - i - 1),
-                }
-            })
-            .collect();
-        Chart {
-            hours,
-            width: minutes,
-            height,
-            peak,
-            failed_total: failed.iter().sum(),
-            bars,
         }
     }
 }
@@ -128,7 +83,7 @@ pub async fn get(
         logins_hour: last_hour(&logins),
         failed_hour: last_hour(&failed),
         revocations_hour: revocations.iter().sum(),
-        chart: Chart::per_minute(&logins, &failed, CHART_HOURS),
+        chart: Chart::new(&logins, &failed, CHART_HOURS, state.clock.now()),
         audit: store
             .audit(None, None, 10)
             .await?

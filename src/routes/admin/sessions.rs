@@ -6,6 +6,7 @@ use super::users::{PAGE_SIZE, SessionRow};
 use super::{require_admin, revoke_note};
 use crate::auth::Identity;
 use crate::error::PageError;
+use crate::routes::flash::{self, Flash};
 use crate::routes::paging::stream_cursor;
 use crate::routes::{Nav, html};
 use crate::state::AppState;
@@ -19,6 +20,7 @@ struct SessionsPage {
     sessions: Vec<SessionRow>,
     filter: String,
     next: Option<String>,
+    notice: Option<String>,
     revoke_note: String,
 }
 
@@ -46,8 +48,13 @@ pub async fn list(
             (page.items, page.next)
         }
     };
+    let notice = flash::take(&req, &state, &identity)
+        .await?
+        .as_ref()
+        .and_then(Flash::text)
+        .map(str::to_owned);
     let nav = Nav::for_identity(&identity)?;
-    html(
+    let mut response = html(
         StatusCode::OK,
         &SessionsPage {
             csrf: nav.csrf.clone(),
@@ -55,7 +62,10 @@ pub async fn list(
             sessions: sessions.into_iter().map(SessionRow::from).collect(),
             filter: filter.unwrap_or_default(),
             next,
+            notice,
             revoke_note: revoke_note(&state),
         },
-    )
+    )?;
+    flash::clear(&req, &mut response);
+    Ok(response)
 }

@@ -4,13 +4,14 @@ use serde::Deserialize;
 
 use super::{AuditRow, require_admin, revoke_note};
 use crate::auth::Identity;
-use crate::error::PageError;
+use crate::error::{PageError, user_error_status};
 use crate::routes::account::{ip, operator, require_step_up};
+use crate::routes::flash::{self, Flash};
 use crate::routes::paging::{name_cursor, search_text};
-use crate::routes::{Nav, encode_query_value, format_time, html, parse_roles, see_other};
+use crate::routes::{FieldError, Nav, encode_query_value, format_time, html, parse_roles};
 use crate::state::AppState;
 use crate::store::{UserSummary, is_admin};
-use crate::users::normalize_name;
+use crate::users::{UserError, normalize_name};
 
 pub const PAGE_SIZE: usize = 25;
 
@@ -23,7 +24,21 @@ struct UsersPage {
     query: String,
     next: Option<String>,
     notice: Option<String>,
-    error: Option<String>,
+    /// The create form as it was sent, when it was refused (never the password).
+    create: CreateView,
+}
+
+impl UsersPage {
+    fn error_on(&self, field: &str) -> Option<&str> {
+        self.create.error.as_ref().and_then(|e| e.on(field))
+    }
+}
+
+#[derive(Default)]
+struct CreateView {
+    name: String,
+    roles: String,
+    error: Option<FieldError>,
 }
 
 #[derive(Deserialize)]
@@ -43,21 +58,42 @@ pub async fn list(
     require_admin(&identity, &req)?;
     let prefix = search_text("q", query.q.as_deref())?;
     let after = name_cursor("after", query.after.as_deref())?;
-    let page = state
-        .store
-        .list_users(&prefix, after.as_deref(), PAGE_SIZE)
-        .await?;
-    let nav = Nav::for_identity(&identity)?;
-    html(
+    let flash = flash::take(&req, &state, &identity).await?;
+    let mut response = users_page(
+        &identity,
+        &state,
+        &prefix,
+        after.as_deref(),
+        flash.as_ref().and_then(Flash::text).map(str::to_owned),
+        CreateView::default(),
         StatusCode::OK,
+    )
+    .await?;
+    flash::clear(&req, &mut response);
+    Ok(response)
+}
+
+async fn users_page(
+    identity: &Identity,
+    state: &AppState,
+    prefix: &str,
+    after: Option<&str>,
+    notice: Option<String>,
+    create: CreateView,
+    status: StatusCode,
+) -> Result<HttpResponse, PageError> {
+    let page = state.store.list_users(prefix, after, PAGE_SIZE).await?;
+    let nav = Nav::for_identity(identity)?;
+    html(
+        status,
         &UsersPage {
             csrf: nav.csrf.clone(),
             nav: Some(nav),
             users: page.items,
-            query: prefix,
+            query: prefix.to_owned(),
             next: page.next,
-            notice: None,
-            error: None,
+            notice,
+            create,
         },
     )
 }
@@ -70,7 +106,8 @@ pub struct CreateForm {
     csrf: Option<String>,
 }
 
-/// `POST /admin/users`: creates a user; creating an admin needs a recent password.
+/// `POST /admin/users`: creates a user; creating an admin needs a recent password. A refused
+/// form comes back filled in (but the password), with the reason next to its field.
 #[tracing::instrument(name = "admin create user", skip_all, fields(username = %identity.username))]
 pub async fn create(
     req: HttpRequest,
@@ -81,17 +118,47 @@ pub async fn create(
     require_admin(&identity, &req)?;
     identity.verify_csrf(form.csrf.as_deref())?;
     let form = form.into_inner();
-    let roles = parse_roles(form.roles.as_deref().unwrap_or_default());
+    let roles_input = form.roles.unwrap_or_default();
+    let roles = parse_roles(&roles_input);
     if is_admin(&roles)
         && let Some(step_up) = require_step_up(&identity, &state, "/admin/users")
     {
         return Ok(step_up);
     }
     let ip = ip(&req, &state);
-    let user = operator(&state, &identity, &ip)
+    let refused = match operator(&state, &identity, &ip)
         .create_user(&form.name, &form.password, &roles)
-        .await?;
-    Ok(see_other(&format!("/admin/users/{}", user.name)))
+        .await
+    {
+        Ok(user) => {
+            let notice = Flash::notice(format!("Created {}.", user.name));
+            return flash::redirect(&state, &identity, &user_path(&user.name), notice).await;
+        }
+        Err(err) => err,
+    };
+    let field = match &refused {
+        UserError::BadName | UserError::Exists(_) => "name",
+        UserError::WeakPassword(_) => "password",
+        UserError::BadRole => "roles",
+        _ => return Err(refused.into()),
+    };
+    users_page(
+        &identity,
+        &state,
+        "",
+        None,
+        None,
+        CreateView {
+            name: form.name,
+            roles: roles_input,
+            error: Some(FieldError {
+                field,
+                message: refused.to_string(),
+            }),
+        },
+        user_error_status(&refused),
+    )
+    .await
 }
 
 #[derive(Template)]
@@ -103,8 +170,18 @@ struct UserPage {
     sessions: Vec<SessionRow>,
     audit: Vec<AuditRow>,
     notice: Option<String>,
-    error: Option<String>,
+    /// A password just generated for this user: shown on this one page load.
+    new_password: Option<String>,
+    /// The roles form as sent, when it was refused.
+    roles_input: Option<String>,
+    error: Option<FieldError>,
     revoke_note: String,
+}
+
+impl UserPage {
+    fn error_on(&self, field: &str) -> Option<&str> {
+        self.error.as_ref().and_then(|e| e.on(field))
+    }
 }
 
 pub struct SessionRow {
@@ -129,11 +206,20 @@ impl From<crate::store::SessionInfo> for SessionRow {
     }
 }
 
+/// What a user page shows beyond the user: the outcome of the last action, or a refused form.
+#[derive(Default)]
+struct UserView {
+    flash: Option<Flash>,
+    roles_input: Option<String>,
+    error: Option<FieldError>,
+}
+
 async fn user_page(
     identity: &Identity,
     state: &AppState,
     name: &str,
-    notice: Option<String>,
+    view: UserView,
+    status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
     let name = normalize_name(name).map_err(PageError::from)?;
     let Some(record) = state.store.user(&name).await? else {
@@ -161,9 +247,17 @@ async fn user_page(
         .into_iter()
         .map(AuditRow::from)
         .collect();
+    let (notice, new_password) = match view.flash {
+        Some(Flash::Notice { text }) => (Some(text), None),
+        Some(Flash::NewPassword {
+            user: for_user,
+            password,
+        }) if for_user == user.name => (None, Some(password)),
+        _ => (None, None),
+    };
     let nav = Nav::for_identity(identity)?;
     html(
-        StatusCode::OK,
+        status,
         &UserPage {
             csrf: nav.csrf.clone(),
             nav: Some(nav),
@@ -171,7 +265,9 @@ async fn user_page(
             sessions,
             audit,
             notice,
-            error: None,
+            new_password,
+            roles_input: view.roles_input,
+            error: view.error,
             revoke_note: revoke_note(state),
         },
     )
@@ -186,7 +282,39 @@ pub async fn show(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     require_admin(&identity, &req)?;
-    user_page(&identity, &state, &name, None).await
+    let flash = flash::take(&req, &state, &identity).await?;
+    let view = UserView {
+        flash,
+        ..UserView::default()
+    };
+    let mut response = user_page(&identity, &state, &name, view, StatusCode::OK).await?;
+    // The security headers' `no-store` keeps a generated password shown here out of caches.
+    flash::clear(&req, &mut response);
+    Ok(response)
+}
+
+/// A refused action on the user page: the page again, the reason next to its form.
+async fn refused_on_user_page(
+    identity: &Identity,
+    state: &AppState,
+    name: &str,
+    err: UserError,
+    field: &'static str,
+    roles_input: Option<String>,
+) -> Result<HttpResponse, PageError> {
+    let status = user_error_status(&err);
+    if matches!(err, UserError::NotFound(_)) {
+        return Err(err.into());
+    }
+    let view = UserView {
+        flash: None,
+        roles_input,
+        error: Some(FieldError {
+            field,
+            message: err.to_string(),
+        }),
+    };
+    user_page(identity, state, name, view, status).await
 }
 
 #[derive(Deserialize)]
@@ -229,10 +357,19 @@ pub async fn set_roles(
         return Ok(step_up);
     }
     let ip = ip(&req, &state);
-    operator(&state, &identity, &ip)
+    match operator(&state, &identity, &ip)
         .set_roles(&name, &roles, true)
-        .await?;
-    user_page(&identity, &state, &name, Some("Roles saved.".into())).await
+        .await
+    {
+        Ok(()) => {
+            let notice = Flash::notice(format!("Roles of {name} saved."));
+            flash::redirect(&state, &identity, &user_path(&name), notice).await
+        }
+        Err(err @ (UserError::BadRole | UserError::LastAdmin)) => {
+            refused_on_user_page(&identity, &state, &name, err, "roles", form.roles.clone()).await
+        }
+        Err(err) => Err(err.into()),
+    }
 }
 
 /// `POST /admin/users/{name}/disable` and `/enable`.
@@ -253,27 +390,35 @@ pub async fn set_disabled(
         _ => return Ok(crate::routes::not_found().await),
     };
     let ip = ip(&req, &state);
-    let ended = operator(&state, &identity, &ip)
+    let ended = match operator(&state, &identity, &ip)
         .set_disabled(&name, disabled, true)
-        .await?;
-    let notice = if disabled {
-        format!("Disabled; ended {ended} session(s).")
-    } else {
-        "Enabled.".to_owned()
+        .await
+    {
+        Ok(ended) => ended,
+        Err(err @ UserError::LastAdmin) => {
+            return refused_on_user_page(&identity, &state, &name, err, "account", None).await;
+        }
+        Err(err) => return Err(err.into()),
     };
-    user_page(&identity, &state, &name, Some(notice)).await
+    let notice = if disabled {
+        format!("Disabled {name}; {} ended.", sessions_count(ended))
+    } else {
+        format!("Enabled {name}.")
+    };
+    flash::redirect(&state, &identity, &user_path(&name), Flash::notice(notice)).await
 }
 
-#[derive(Template)]
-#[template(path = "password_shown.html")]
-struct PasswordShown<'a> {
-    nav: Option<Nav>,
-    name: &'a str,
-    password: &'a str,
+/// "1 session", "3 sessions".
+fn sessions_count(n: u64) -> String {
+    if n == 1 {
+        "1 session".to_owned()
+    } else {
+        format!("{n} sessions")
+    }
 }
 
-/// `POST /admin/users/{name}/password-reset`: a random password, shown once; every session of
-/// the user ends.
+/// `POST /admin/users/{name}/password-reset`: a random password, shown once on the user page
+/// the browser is sent to; every session of the user ends.
 #[tracing::instrument(name = "admin reset password", skip_all, fields(username = %identity.username))]
 pub async fn reset_password(
     req: HttpRequest,
@@ -289,14 +434,11 @@ pub async fn reset_password(
     let password = operator(&state, &identity, &ip)
         .reset_password(&name)
         .await?;
-    html(
-        StatusCode::OK,
-        &PasswordShown {
-            nav: Some(Nav::for_identity(&identity)?),
-            name: &name,
-            password: &password,
-        },
-    )
+    let shown = Flash::NewPassword {
+        user: name.clone(),
+        password,
+    };
+    flash::redirect(&state, &identity, &user_path(&name), shown).await
 }
 
 /// `POST /admin/users/{name}/sessions/revoke-all`
@@ -315,13 +457,8 @@ pub async fn revoke_all(
     let ended = operator(&state, &identity, &ip)
         .revoke_all(&name, None)
         .await?;
-    user_page(
-        &identity,
-        &state,
-        &name,
-        Some(format!("Ended {ended} session(s).")),
-    )
-    .await
+    let notice = Flash::notice(format!("Ended {} of {name}.", sessions_count(ended)));
+    flash::redirect(&state, &identity, &user_path(&name), notice).await
 }
 
 /// `POST /admin/users/{name}/sessions/{handle}/revoke`
@@ -341,13 +478,15 @@ pub async fn revoke_session(
     let revoked = operator(&state, &identity, &ip)
         .revoke_session(&name, &handle)
         .await?;
-    if form.back.as_deref() == Some("sessions") {
-        return Ok(see_other("/admin/sessions"));
-    }
-    let notice = if revoked {
-        "Session revoked."
+    let notice = Flash::notice(if revoked {
+        format!("Ended a session of {name}.")
     } else {
-        "That session had already ended."
+        "That session had already ended.".to_owned()
+    });
+    let back = if form.back.as_deref() == Some("sessions") {
+        "/admin/sessions".to_owned()
+    } else {
+        user_path(&name)
     };
-    user_page(&identity, &state, &name, Some(notice.to_owned())).await
+    flash::redirect(&state, &identity, &back, notice).await
 }

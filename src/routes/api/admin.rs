@@ -123,7 +123,7 @@ pub async fn revoke_session(
     {
         Ok(HttpResponse::NoContent().finish())
     } else {
-        Err(ApiError::NotFound("no such live session"))
+        Err(ApiError::NotFound("That user has no such live session."))
     }
 }
 

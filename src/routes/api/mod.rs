@@ -13,15 +13,16 @@ use crate::error::user_error_status;
 use crate::state::AppState;
 use crate::store::StoreError;
 use crate::users::UserError;
+use crate::web::response::json_error;
 
 /// Errors of the JSON API: a status and `{"error": code, "message": text}`.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error(transparent)]
     Auth(#[from] AuthError),
-    #[error("missing or wrong X-CSRF-Token header")]
+    #[error("The X-CSRF-Token header is missing or wrong: get one from GET /api/csrf.")]
     Csrf,
-    #[error("type the password again: POST /api/reauth")]
+    #[error("Type the password again first: POST /api/reauth.")]
     StepUp,
     #[error("{0}")]
     NotFound(&'static str),
@@ -32,7 +33,7 @@ pub enum ApiError {
     /// A malformed parameter: the message names it.
     #[error("{0}")]
     Invalid(String),
-    #[error("internal error")]
+    #[error("The server could not complete this request.")]
     Internal(String),
 }
 
@@ -64,13 +65,17 @@ impl ResponseError for ApiError {
         match self {
             ApiError::Auth(e) => return e.error_response(),
             ApiError::Store(e) => return crate::web::response::store_failure_response(e, true),
-            _ => {}
+            ApiError::Internal(_) => {}
+            refused => tracing::info!(error = %refused, "API call refused"),
         }
         let code = match self {
             ApiError::Csrf => "csrf",
             ApiError::StepUp => "step_up_required",
-            ApiError::NotFound(_) => "not_found",
+            ApiError::NotFound(_) | ApiError::User(UserError::NotFound(_)) => "not_found",
             ApiError::User(UserError::LastAdmin) => "last_admin",
+            ApiError::User(UserError::Exists(_)) => "exists",
+            ApiError::User(UserError::WeakPassword(_)) => "weak_password",
+            ApiError::User(UserError::WrongPassword) => "wrong_password",
             ApiError::User(_) | ApiError::Invalid(_) => "invalid",
             ApiError::Store(_) => "internal",
             ApiError::Internal(e) => {
@@ -79,8 +84,7 @@ impl ResponseError for ApiError {
             }
             ApiError::Auth(_) => "unauthenticated",
         };
-        HttpResponse::build(self.status_code())
-            .json(serde_json::json!({"error": code, "message": self.to_string()}))
+        json_error(self.status_code(), code, &self.to_string())
     }
 }
 
@@ -131,7 +135,7 @@ pub async fn reauth(
         .store
         .user(&identity.username)
         .await?
-        .ok_or(ApiError::NotFound("no such user"))?;
+        .ok_or(ApiError::NotFound("There is no such user."))?;
     let candidate = if body.password.len() <= MAX_PASSWORD_LEN {
         body.password.clone()
     } else {
@@ -141,8 +145,11 @@ pub async fn reauth(
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
     if !ok {
-        return Ok(HttpResponse::Unauthorized()
-            .json(serde_json::json!({"error": "wrong_password", "message": "wrong password"})));
+        return Ok(json_error(
+            StatusCode::UNAUTHORIZED,
+            "wrong_password",
+            "That password is not right.",
+        ));
     }
     state
         .auth
