@@ -17,6 +17,7 @@ pub enum Action {
     UserDisabled,
     UserEnabled,
     UserCreated,
+    UserDeleted,
     PasswordChanged,
     PasswordReset,
     StepUp,
@@ -36,6 +37,7 @@ impl Action {
             Action::UserDisabled => "user_disabled",
             Action::UserEnabled => "user_enabled",
             Action::UserCreated => "user_created",
+            Action::UserDeleted => "user_deleted",
             Action::PasswordChanged => "password_changed",
             Action::PasswordReset => "password_reset",
             Action::StepUp => "step_up",
@@ -62,6 +64,7 @@ impl Action {
             Action::SessionRevoked => Some("revoke"),
             Action::AllSessionsRevoked => Some("revoke_all"),
             Action::UserDisabled => Some("disable"),
+            Action::UserDeleted => Some("delete"),
             Action::PasswordChanged | Action::PasswordReset => Some("password"),
             Action::RefreshReuse => Some("refresh_reuse"),
             _ => None,
@@ -85,6 +88,7 @@ impl Action {
             | Action::SessionRevoked
             | Action::AllSessionsRevoked
             | Action::UserDisabled
+            | Action::UserDeleted
             | Action::PasswordChanged
             | Action::PasswordReset
             | Action::RefreshReuse => Some(Stat::Revocation),

@@ -195,6 +195,27 @@ impl Operator<'_> {
         }
     }
 
+    /// Deletes `name`: the record goes first (from then on no session of theirs loads), then
+    /// every session ends; the audit trail stays. Returns how many sessions ended.
+    pub async fn delete_user(
+        &self,
+        name: &str,
+        protect_last_admin: bool,
+    ) -> Result<u64, UserError> {
+        let name = normalize_name(name)?;
+        let change = self.store.delete_user(&name, protect_last_admin).await?;
+        self.guard_result(&name, change)?;
+        let ended = self.store.revoke_all_for_user(&name, None).await?;
+        self.audit_ended(
+            Action::UserDeleted,
+            &name,
+            &format!("ended {ended} session(s)"),
+            ended,
+        )
+        .await?;
+        Ok(ended)
+    }
+
     /// Ends one session of `user`, named by its handle; false when `user` has no such session.
     pub async fn revoke_session(&self, user: &str, handle: &str) -> Result<bool, UserError> {
         let revoked = self.store.revoke_session(user, handle).await?;

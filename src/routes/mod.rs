@@ -3,6 +3,7 @@
 pub mod account;
 pub mod admin;
 pub mod api;
+pub mod confirm;
 pub mod flash;
 pub mod health;
 pub mod home;
@@ -70,6 +71,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, sessions: &SessionLayer) {
             page("/admin/users/{name}/sessions/{handle}/revoke")
                 .route(web::post().to(admin::users::revoke_session)),
         )
+        // Before `{action}`, which would take "delete" for an unknown action.
+        .service(page("/admin/users/{name}/delete").route(web::post().to(admin::users::delete)))
         .service(
             page("/admin/users/{name}/{action}").route(web::post().to(admin::users::set_disabled)),
         )
@@ -83,6 +86,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, sessions: &SessionLayer) {
                 .route(web::get().to(api::admin::list_users))
                 .route(web::post().to(api::admin::create_user)),
         )
+        .service(page("/api/admin/users/{name}").route(web::delete().to(api::admin::delete_user)))
         .service(
             page("/api/admin/users/{name}/sessions")
                 .route(web::get().to(api::admin::user_sessions))

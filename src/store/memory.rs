@@ -521,6 +521,24 @@ impl MemoryStore {
         Ok(GuardedChange::Done)
     }
 
+    pub async fn delete_user(
+        &self,
+        name: &str,
+        protect_last_admin: bool,
+    ) -> Result<GuardedChange, StoreError> {
+        let mut inner = self.lock();
+        let admins = Self::enabled_admins(&inner);
+        let Some(user) = inner.users.get(name) else {
+            return Ok(GuardedChange::NoSuchUser);
+        };
+        if protect_last_admin && !user.disabled && is_admin(&user.roles) && admins <= 1 {
+            return Ok(GuardedChange::LastAdmin);
+        }
+        inner.users.remove(name);
+        self.mark_not_before(&mut inner, name, self.clock.now());
+        Ok(GuardedChange::Done)
+    }
+
     pub async fn set_password(&self, name: &str, phc: &str) -> Result<bool, StoreError> {
         Ok(match self.lock().users.get_mut(name) {
             Some(user) => {

@@ -430,6 +430,17 @@ impl Store {
         dispatch!(self.set_disabled(name, disabled, protect_last_admin))
     }
 
+    /// Removes a user's record (and their place in the user list and the admin set); with
+    /// `protect_last_admin`, refuses to remove the last enabled admin. Sessions are ended
+    /// separately; the audit trail stays.
+    pub async fn delete_user(
+        &self,
+        name: &str,
+        protect_last_admin: bool,
+    ) -> Result<GuardedChange, StoreError> {
+        dispatch!(self.delete_user(name, protect_last_admin))
+    }
+
     pub async fn user_count(&self) -> Result<u64, StoreError> {
         dispatch!(self.user_count())
     }

@@ -38,6 +38,7 @@ struct Scripts {
     create_user: Script,
     set_roles: Script,
     set_disabled: Script,
+    delete_user: Script,
     set_user_field: Script,
 }
 
@@ -93,6 +94,7 @@ impl RedisStore {
                 create_user: Script::new(include_str!("lua/create_user-3.lua")),
                 set_roles: Script::new(include_str!("lua/set_roles-3.lua")),
                 set_disabled: Script::new(include_str!("lua/set_disabled-3.lua")),
+                delete_user: Script::new(include_str!("lua/delete_user-4.lua")),
                 set_user_field: Script::new(include_str!("lua/set_user_field-1.lua")),
             },
         })
@@ -501,6 +503,26 @@ impl RedisStore {
 
     pub async fn set_password(&self, name: &str, phc: &str) -> Result<bool, StoreError> {
         self.set_user_field(name, "phc", phc).await
+    }
+
+    pub async fn delete_user(
+        &self,
+        name: &str,
+        protect_last_admin: bool,
+    ) -> Result<GuardedChange, StoreError> {
+        let mut invocation = self.scripts.delete_user.key(self.keys.user(name));
+        invocation
+            .key(self.keys.admins())
+            .key(self.keys.users())
+            .key(format!("{}{name}", self.keys.not_before_prefix()))
+            .arg(name)
+            .arg(flag(protect_last_admin))
+            .arg(self.clock.now())
+            .arg(self.policy.marker_secs);
+        let outcome: i64 = self
+            .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
+            .await?;
+        Ok(guarded(outcome))
     }
 
     pub async fn session_infos(

@@ -256,7 +256,7 @@ async fn value_of(browser: &fantoccini::Client, id: &str) -> String {
 }
 
 #[actix_web::test]
-async fn reloading_a_result_page_repeats_nothing_and_refused_forms_keep_their_fields() {
+async fn destructive_actions_ask_first_reloading_repeats_nothing_and_refused_forms_keep_fields() {
     // Arrange
     let app = spawn_app(Backend::Redis).await;
     app.create_user("boss", &["admin"]).await;
@@ -265,12 +265,36 @@ async fn reloading_a_result_page_repeats_nothing_and_refused_forms_keep_their_fi
     let admin = driver.browser().await;
     sign_in(&admin, &app.address, "boss").await;
 
-    // Act: reset gina's password, read it, reload the page.
+    // Act: start disabling gina, then think better of it.
+    admin
+        .goto(&format!("{}/admin/users/gina", app.address))
+        .await
+        .unwrap();
+    click(&admin, Locator::Id("toggle-disabled")).await;
+    let question = wait_for_text(&admin, Locator::Id("confirm-question")).await;
+    click(&admin, Locator::Id("cancel")).await;
+    let status = wait_for_text(&admin, Locator::Id("status")).await;
+
+    // Assert: asked first, and Cancel changed nothing.
+    assert!(question.starts_with("Disable gina?"), "{question}");
+    assert_eq!(status, "active");
+    assert_eq!(
+        admin.current_url().await.unwrap().path(),
+        "/admin/users/gina"
+    );
+
+    // Act: reset gina's password (confirmed), read it, reload the page.
     admin
         .goto(&format!("{}/admin/users/gina", app.address))
         .await
         .unwrap();
     click(&admin, Locator::Id("reset-password")).await;
+    let question = wait_for_text(&admin, Locator::Id("confirm-question")).await;
+    assert!(
+        question.starts_with("Reset the password of gina?"),
+        "{question}"
+    );
+    click(&admin, Locator::Id("confirm")).await;
     let password = wait_for_text(&admin, Locator::Id("new-password")).await;
     let shown_at = admin.current_url().await.unwrap();
     admin.refresh().await.unwrap();
@@ -334,4 +358,121 @@ async fn wait_for_text(browser: &fantoccini::Client, locator: Locator<'_>) -> St
         .text()
         .await
         .unwrap()
+}
+
+/// Sets the size of the page's viewport (not of the window around it).
+async fn viewport(browser: &fantoccini::Client, width: u32, height: u32) {
+    browser.set_window_size(width, height).await.unwrap();
+    let inner = browser
+        .execute("return [window.innerWidth, window.innerHeight];", vec![])
+        .await
+        .unwrap();
+    let dw = width as i64 - inner[0].as_i64().unwrap();
+    let dh = height as i64 - inner[1].as_i64().unwrap();
+    if dw != 0 || dh != 0 {
+        browser
+            .set_window_size((width as i64 + dw) as u32, (height as i64 + dh) as u32)
+            .await
+            .unwrap();
+    }
+}
+
+/// (document width, viewport width) of the page on screen.
+async fn widths(browser: &fantoccini::Client) -> (i64, i64) {
+    let both = browser
+        .execute(
+            "return [document.documentElement.scrollWidth, window.innerWidth];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    (both[0].as_i64().unwrap(), both[1].as_i64().unwrap())
+}
+
+/// The pages whose screenshots the README shows, at both sizes.
+const SCREENSHOTS: [&str; 5] = ["overview", "users", "user", "sessions", "account"];
+
+#[actix_web::test]
+async fn every_page_fits_a_phone_screen() {
+    // Arrange: a deployment with some life in it.
+    let app = spawn_app(Backend::Redis).await;
+    app.create_user("boss", &["admin"]).await;
+    app.create_user("alice", &["editor", "viewer"]).await;
+    for i in 0..8 {
+        app.create_user(&format!("user{i}"), &["viewer"]).await;
+    }
+    for agent in [
+        "Mozilla/5.0 (iPhone; CPU iPhone OS 18_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.0 Mobile/15E148 Safari/604.1",
+        "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0 Safari/537.36",
+    ] {
+        let device = app.browser();
+        device
+            .send(
+                device
+                    .request(reqwest::Method::GET, "/login")
+                    .header("user-agent", agent),
+            )
+            .await;
+        device.login("alice", PASSWORD).await;
+    }
+    app.browser().login("alice", "a wrong guess").await;
+    let driver = ChromeDriver::start();
+    let admin = driver.browser().await;
+    let anonymous = driver.browser().await;
+    sign_in(&admin, &app.address, "boss").await;
+    let pages = [
+        ("overview", "/admin"),
+        ("users", "/admin/users"),
+        ("user", "/admin/users/alice"),
+        ("sessions", "/admin/sessions"),
+        ("audit", "/admin/audit"),
+        ("account", "/account/sessions"),
+        ("home", "/"),
+        ("reauth", "/account/reauth?next=/account/sessions"),
+        ("not-found", "/no/such/page"),
+    ];
+    let save = std::env::var_os("UPDATE_SCREENSHOTS").is_some();
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/screenshots");
+
+    for (width, height) in [(1280, 900), (390, 844)] {
+        viewport(&admin, width, height).await;
+        viewport(&anonymous, width, height).await;
+        // Act + Assert: no page is wider than the screen.
+        for (name, path) in pages {
+            admin.goto(&format!("{}{path}", app.address)).await.unwrap();
+            let (page, screen) = widths(&admin).await;
+            assert!(page <= screen, "{path} at {width} px: {page} > {screen}");
+            if save && SCREENSHOTS.contains(&name) {
+                std::fs::create_dir_all(&shots).unwrap();
+                let png = admin.screenshot().await.unwrap();
+                std::fs::write(shots.join(format!("{name}-{width}.png")), png).unwrap();
+            }
+        }
+        // The confirmation page, and the login form as a stranger sees it.
+        admin
+            .goto(&format!("{}/admin/users/alice", app.address))
+            .await
+            .unwrap();
+        click(&admin, Locator::Id("revoke-all")).await;
+        wait_for_text(&admin, Locator::Id("confirm-question")).await;
+        let (page, screen) = widths(&admin).await;
+        assert!(
+            page <= screen,
+            "confirmation at {width} px: {page} > {screen}"
+        );
+        anonymous
+            .goto(&format!("{}/login", app.address))
+            .await
+            .unwrap();
+        let (page, screen) = widths(&anonymous).await;
+        assert!(page <= screen, "login at {width} px: {page} > {screen}");
+        assert_eq!(screen, width as i64, "the viewport is the size asked for");
+        let focused = anonymous
+            .execute("return document.activeElement.id;", vec![])
+            .await
+            .unwrap();
+        assert_eq!(focused, "username", "the login field has focus on load");
+    }
+    admin.close().await.unwrap();
+    anonymous.close().await.unwrap();
 }

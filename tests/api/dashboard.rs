@@ -37,6 +37,9 @@ all_modes!(
     a_search_that_matches_nobody_is_an_empty_page,
     malformed_paging_parameters_are_400_naming_the_parameter,
     api_errors_share_one_shape_and_the_documented_codes,
+    destructive_actions_ask_first,
+    admin_deletes_a_user_keeping_the_audit_trail,
+    the_last_admin_cannot_be_deleted,
 );
 
 /// The handle of the session a browser holds: its row is the one marked "this session".
@@ -148,7 +151,10 @@ async fn a_wrong_step_up_password_is_refused(backend: Backend) {
     assert_eq!(wrong.status, 401);
     let csrf = alice.csrf().await;
     let still_stale = alice
-        .post_form("/account/sessions/revoke-others", &[("csrf", &csrf)])
+        .post_form(
+            "/account/sessions/revoke-others",
+            &[("csrf", &csrf), ("confirm", "yes")],
+        )
         .await;
     assert_eq!(
         still_stale.status, 303,
@@ -167,7 +173,10 @@ async fn sign_out_all_other_sessions_keeps_this_one(backend: Backend) {
     let csrf = laptop.csrf().await;
 
     let response = laptop
-        .post_form_and_follow("/account/sessions/revoke-others", &[("csrf", &csrf)])
+        .post_form_and_follow(
+            "/account/sessions/revoke-others",
+            &[("csrf", &csrf), ("confirm", "yes")],
+        )
         .await;
 
     assert_eq!(response.status, 200);
@@ -351,6 +360,7 @@ async fn every_admin_page_and_api_refuses_non_admins(backend: Backend) {
         "/admin/users/boss/password-reset".to_owned(),
         "/admin/users/boss/sessions/revoke-all".to_owned(),
         format!("/admin/users/boss/sessions/{admin_handle}/revoke"),
+        "/admin/users/boss/delete".to_owned(),
     ];
     let api = [
         (Method::GET, "/api/admin/users".to_owned(), None),
@@ -384,6 +394,7 @@ async fn every_admin_page_and_api_refuses_non_admins(backend: Backend) {
             "/api/admin/users/boss/disabled".to_owned(),
             Some(json!({"disabled": true})),
         ),
+        (Method::DELETE, "/api/admin/users/boss".to_owned(), None),
         (Method::GET, "/api/admin/sessions".to_owned(), None),
         (Method::GET, "/api/admin/audit".to_owned(), None),
     ];
@@ -463,7 +474,10 @@ async fn admin_revokes_all_disables_and_enables(backend: Backend) {
     let csrf = admin.csrf().await;
 
     let revoke_all = admin
-        .post_form_and_follow("/admin/users/alice/sessions/revoke-all", &[("csrf", &csrf)])
+        .post_form_and_follow(
+            "/admin/users/alice/sessions/revoke-all",
+            &[("csrf", &csrf), ("confirm", "yes")],
+        )
         .await;
     assert!(revoke_all.body.contains("Ended 2 sessions of alice."));
     app.assert_revoked(&[&user, &second]).await;
@@ -471,7 +485,10 @@ async fn admin_revokes_all_disables_and_enables(backend: Backend) {
     let again = app.browser();
     again.login("alice", PASSWORD).await;
     let disable = admin
-        .post_form_and_follow("/admin/users/alice/disable", &[("csrf", &csrf)])
+        .post_form_and_follow(
+            "/admin/users/alice/disable",
+            &[("csrf", &csrf), ("confirm", "yes")],
+        )
         .await;
     assert!(disable.body.contains("Disabled alice; 1 session ended."));
     app.assert_revoked(&[&again]).await;
@@ -518,7 +535,10 @@ async fn the_last_admin_cannot_be_demoted_or_disabled(backend: Backend) {
         )
         .await;
     let disable = boss
-        .post_form("/admin/users/boss/disable", &[("csrf", &csrf)])
+        .post_form(
+            "/admin/users/boss/disable",
+            &[("csrf", &csrf), ("confirm", "yes")],
+        )
         .await;
     let api_demote = boss
         .api(
@@ -615,7 +635,10 @@ async fn admin_resets_a_password(backend: Backend) {
     let csrf = admin.csrf().await;
 
     let reset = admin
-        .post_form("/admin/users/alice/password-reset", &[("csrf", &csrf)])
+        .post_form(
+            "/admin/users/alice/password-reset",
+            &[("csrf", &csrf), ("confirm", "yes")],
+        )
         .await;
     let shown = admin.get(reset.header("location").unwrap()).await;
     let reloaded = admin.get(reset.header("location").unwrap()).await;
@@ -650,7 +673,10 @@ async fn a_one_time_message_is_shown_only_to_its_owner(backend: Backend) {
     let other_admin = app.logged_in("deputy", &["admin"]).await;
     let csrf = admin.csrf().await;
     let reset = admin
-        .post_form("/admin/users/alice/password-reset", &[("csrf", &csrf)])
+        .post_form(
+            "/admin/users/alice/password-reset",
+            &[("csrf", &csrf), ("confirm", "yes")],
+        )
         .await;
     let flash = reset
         .set_cookies()
@@ -944,9 +970,11 @@ async fn every_action_writes_an_audit_entry_without_secrets(backend: Backend) {
         ("/admin/users/alice/disable".to_owned(), vec![]),
         ("/admin/users/alice/enable".to_owned(), vec![]),
         ("/admin/users/alice/password-reset".to_owned(), vec![]),
+        ("/admin/users/alice/delete".to_owned(), vec![]),
     ] {
         let mut form = form;
         form.push(("csrf", &admin_csrf));
+        form.push(("confirm", "yes"));
         admin.post_form(&path, &form).await;
     }
 
@@ -978,6 +1006,7 @@ async fn every_action_writes_an_audit_entry_without_secrets(backend: Backend) {
         "user_disabled",
         "user_enabled",
         "password_reset",
+        "user_deleted",
         "user_created",
     ] {
         assert!(
@@ -1027,6 +1056,7 @@ async fn every_form_and_api_change_needs_its_csrf_token(backend: Backend) {
         (&admin, "/admin/users/alice/disable".to_owned()),
         (&admin, "/admin/users/alice/password-reset".to_owned()),
         (&admin, "/admin/users/alice/sessions/revoke-all".to_owned()),
+        (&admin, "/admin/users/alice/delete".to_owned()),
         (
             &admin,
             format!("/admin/users/alice/sessions/{handle}/revoke"),
@@ -1069,6 +1099,11 @@ async fn every_form_and_api_change_needs_its_csrf_token(backend: Backend) {
             Method::PUT,
             "/api/admin/users/alice/disabled".to_owned(),
             json!({"disabled": true}),
+        ),
+        (
+            Method::DELETE,
+            "/api/admin/users/alice".to_owned(),
+            json!({}),
         ),
         (
             Method::POST,
@@ -1147,11 +1182,17 @@ async fn revocation_counters_count_ended_sessions(backend: Backend) {
 
     // Act: one action that ends nothing, one that ends alice's two sessions.
     admin
-        .post_form("/admin/users/carol/sessions/revoke-all", &[("csrf", &csrf)])
+        .post_form(
+            "/admin/users/carol/sessions/revoke-all",
+            &[("csrf", &csrf), ("confirm", "yes")],
+        )
         .await;
     let after_none = overview_number(&admin.get("/admin").await.body, "revocations-hour");
     admin
-        .post_form("/admin/users/alice/sessions/revoke-all", &[("csrf", &csrf)])
+        .post_form(
+            "/admin/users/alice/sessions/revoke-all",
+            &[("csrf", &csrf), ("confirm", "yes")],
+        )
         .await;
     let after_two = overview_number(&admin.get("/admin").await.body, "revocations-hour");
     let metrics = admin.get("/metrics").await.body;
@@ -1402,4 +1443,197 @@ async fn api_errors_share_one_shape_and_the_documented_codes(backend: Backend) {
     }
     let weak: Value = serde_json::from_str(&weak.body).unwrap();
     assert!(weak["message"].as_str().unwrap().contains("user name"));
+}
+
+async fn destructive_actions_ask_first(backend: Backend) {
+    // Arrange
+    let (app, admin, user) = admin_and_user(backend).await;
+    let other = app.browser();
+    other.login("alice", PASSWORD).await;
+    let admin_elsewhere = app.browser();
+    admin_elsewhere.login("boss", PASSWORD).await;
+    let own_other_handle = {
+        let page = admin_elsewhere.get("/account/sessions").await;
+        let start = page.body.find("(this session)").unwrap();
+        let form = page.body[start..].find("/account/sessions/").unwrap() + start;
+        let rest = &page.body[form + "/account/sessions/".len()..];
+        rest[..rest.find('/').unwrap()].to_owned()
+    };
+    let csrf = admin.csrf().await;
+    let user_csrf = user.csrf().await;
+
+    // Act: each form's first POST.
+    let asked = [
+        admin
+            .post_form("/admin/users/alice/disable", &[("csrf", &csrf)])
+            .await,
+        admin
+            .post_form("/admin/users/alice/sessions/revoke-all", &[("csrf", &csrf)])
+            .await,
+        admin
+            .post_form("/admin/users/alice/password-reset", &[("csrf", &csrf)])
+            .await,
+        admin
+            .post_form(
+                &format!("/admin/users/boss/sessions/{own_other_handle}/revoke"),
+                &[("csrf", &csrf), ("back", "sessions")],
+            )
+            .await,
+        user.post_form("/account/sessions/revoke-others", &[("csrf", &user_csrf)])
+            .await,
+    ];
+
+    // Assert: a page that says what will happen, the same form with confirm=yes, a way back;
+    // nothing happened yet.
+    for (page, question, cancel) in [
+        (&asked[0], "Disable alice?", "/admin/users/alice"),
+        (
+            &asked[1],
+            "End every session of alice?",
+            "/admin/users/alice",
+        ),
+        (
+            &asked[2],
+            "Reset the password of alice?",
+            "/admin/users/alice",
+        ),
+        (&asked[3], "one of your own sessions", "/admin/sessions"),
+        (
+            &asked[4],
+            "Sign out of every other session?",
+            "/account/sessions",
+        ),
+    ] {
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(page.body.contains(question), "{}", page.body);
+        assert!(page.body.contains("name=\"confirm\" value=\"yes\""));
+        assert!(
+            page.body
+                .contains(&format!("href=\"{cancel}\" id=\"cancel\"")),
+            "{}",
+            page.body
+        );
+        assert!(page.body.contains("action=\"/logout\""), "navigation kept");
+    }
+    assert!(asked[3].body.contains("name=\"back\" value=\"sessions\""));
+    assert_eq!(user.me_status().await, 200);
+    assert_eq!(other.me_status().await, 200);
+    assert_eq!(admin_elsewhere.me_status().await, 200);
+    assert_eq!(app.browser().login("alice", PASSWORD).await.status, 303);
+
+    // Act: confirmed.
+    let ended = admin
+        .post_form(
+            &format!("/admin/users/boss/sessions/{own_other_handle}/revoke"),
+            &[("csrf", &csrf), ("back", "sessions"), ("confirm", "yes")],
+        )
+        .await;
+
+    // Assert: done, and back where the admin came from.
+    assert_eq!(ended.status, 303);
+    assert_eq!(ended.header("location"), Some("/admin/sessions"));
+    app.assert_revoked(&[&admin_elsewhere]).await;
+    assert_eq!(admin.me_status().await, 200);
+}
+
+async fn admin_deletes_a_user_keeping_the_audit_trail(backend: Backend) {
+    // Arrange
+    let (app, admin, user) = admin_and_user(backend).await;
+    let second = app.browser();
+    second.login("alice", PASSWORD).await;
+    let csrf = admin.csrf().await;
+
+    // Act
+    let asked = admin
+        .post_form("/admin/users/alice/delete", &[("csrf", &csrf)])
+        .await;
+    let still_there = user.me_status().await;
+    let deleted = admin
+        .post_form_and_follow(
+            "/admin/users/alice/delete",
+            &[("csrf", &csrf), ("confirm", "yes")],
+        )
+        .await;
+
+    // Assert: asked first; then every session ended, the record gone, the trail kept.
+    assert_eq!(asked.status, 200);
+    assert!(asked.body.contains("Delete alice?"));
+    assert_eq!(still_there, 200);
+    assert_eq!(deleted.status, 200);
+    assert!(
+        deleted.body.contains("Deleted alice; 2 sessions ended."),
+        "{}",
+        deleted.body
+    );
+    app.assert_revoked(&[&user, &second]).await;
+    assert_eq!(admin.get("/admin/users/alice").await.status, 404);
+    assert!(!deleted.body.contains("href=\"/admin/users/alice\""));
+    assert_eq!(app.browser().login("alice", PASSWORD).await.status, 401);
+    let audit: Value =
+        serde_json::from_str(&admin.get("/api/admin/audit?user=alice").await.body).unwrap();
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    // Newest first: the refused sign-in after the deletion, the deletion, and what came before.
+    assert_eq!(
+        actions[..2],
+        ["login_failed", "user_deleted"],
+        "{actions:?}"
+    );
+    assert!(actions.contains(&"login"), "{actions:?}");
+
+    // Act: the API, for a user who does not exist and for one who does.
+    let gone = admin
+        .api(Method::DELETE, "/api/admin/users/alice", None)
+        .await;
+    let carol = app.logged_in("carol", &[]).await;
+    let api = admin
+        .api(Method::DELETE, "/api/admin/users/carol", None)
+        .await;
+
+    assert_eq!(gone.status, 404);
+    assert_eq!(
+        serde_json::from_str::<Value>(&gone.body).unwrap()["error"],
+        "not_found"
+    );
+    assert_eq!(api.status, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&api.body).unwrap()["ended_sessions"],
+        1
+    );
+    app.assert_revoked(&[&carol]).await;
+}
+
+async fn the_last_admin_cannot_be_deleted(backend: Backend) {
+    let app = spawn_app(backend).await;
+    // The bootstrap admin exists too: disable it so "boss" is the last enabled admin.
+    app.set_disabled("admin", true).await;
+    let boss = app.logged_in("boss", &["admin"]).await;
+    let csrf = boss.csrf().await;
+
+    let page = boss
+        .post_form(
+            "/admin/users/boss/delete",
+            &[("csrf", &csrf), ("confirm", "yes")],
+        )
+        .await;
+    let api = boss
+        .api(Method::DELETE, "/api/admin/users/boss", None)
+        .await;
+
+    assert_eq!(page.status, 409);
+    assert!(page.body.contains("That would leave no enabled admin."));
+    assert_eq!(api.status, 409);
+    assert_eq!(
+        serde_json::from_str::<Value>(&api.body).unwrap()["error"],
+        "last_admin"
+    );
+    assert_eq!(
+        boss.get("/admin").await.status,
+        200,
+        "still there, still an admin"
+    );
 }

@@ -5,6 +5,7 @@ use serde::Deserialize;
 use super::{ip, operator, require_step_up};
 use crate::auth::Identity;
 use crate::error::PageError;
+use crate::routes::confirm::{self, Question};
 use crate::routes::flash::{self, Flash};
 use crate::routes::{FieldError, Nav, format_time, html, see_other};
 use crate::state::AppState;
@@ -38,6 +39,8 @@ impl SessionsPage {
 #[derive(Deserialize)]
 pub struct CsrfForm {
     csrf: Option<String>,
+    /// `yes` when sent from the confirmation page.
+    confirm: Option<String>,
 }
 
 /// The page, with the last action's outcome or a refused password form.
@@ -142,6 +145,19 @@ pub async fn revoke_others(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     identity.verify_csrf(form.csrf.as_deref())?;
+    if !confirm::confirmed(form.confirm.as_deref()) {
+        return confirm::ask(
+            &identity,
+            Question {
+                title: "Sign out everywhere else?",
+                question: "Sign out of every other session? Each other browser and device signed in as you is signed out at its next request; this one stays signed in.".to_owned(),
+                button: "Sign out all other sessions".to_owned(),
+                action: "/account/sessions/revoke-others",
+                cancel: "/account/sessions",
+                back: None,
+            },
+        );
+    }
     if let Some(step_up) = require_step_up(&identity, &state, "/account/sessions") {
         return Ok(step_up);
     }

@@ -21,10 +21,11 @@ pub fn require_admin(identity: &Identity, req: &HttpRequest) -> Result<(), AuthE
 
 pub struct AuditRow {
     pub when: String,
+    /// What happened, as a sentence ("boss changed alice's roles from viewer to editor").
+    pub sentence: String,
+    /// The raw action code, as the API and the logs give it.
     pub action: String,
-    pub actor: String,
     pub target: String,
-    pub detail: String,
     pub ip: String,
 }
 
@@ -32,12 +33,85 @@ impl From<AuditEntry> for AuditRow {
     fn from(entry: AuditEntry) -> Self {
         AuditRow {
             when: format_time(entry.at),
+            sentence: audit_sentence(&entry),
             action: entry.action,
-            actor: entry.actor,
             target: entry.target,
-            detail: entry.detail,
             ip: entry.ip,
         }
+    }
+}
+
+/// An audit entry in words. Unknown codes (from a newer version sharing the store) still read.
+pub fn audit_sentence(entry: &AuditEntry) -> String {
+    let (actor, target, detail) = (&entry.actor, &entry.target, &entry.detail);
+    let whose = |name: &str| {
+        if name == actor {
+            "their own".to_owned()
+        } else {
+            format!("{name}'s")
+        }
+    };
+    // "ended 3 session(s)" -> "3 sessions"
+    let ended = || {
+        let n: u64 = detail
+            .split_whitespace()
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        match n {
+            1 => "1 session".to_owned(),
+            n => format!("{n} sessions"),
+        }
+    };
+    let roles = |list: &str| {
+        if list.trim().is_empty() {
+            "no role".to_owned()
+        } else {
+            list.split(',').collect::<Vec<_>>().join(", ")
+        }
+    };
+    match entry.action.as_str() {
+        "login" => format!("{target} signed in"),
+        "login_failed" => format!("A sign-in as {target} failed"),
+        "login_throttled" => {
+            format!("Sign-ins as {target} were slowed down after repeated failures")
+        }
+        "logout" => format!("{actor} signed out"),
+        "session_revoked" if target == actor => format!("{actor} ended one of their own sessions"),
+        "session_revoked" => format!("{actor} ended a session of {target}"),
+        "all_sessions_revoked" if target == actor => {
+            format!("{actor} signed out of {} elsewhere", ended())
+        }
+        "all_sessions_revoked" => format!("{actor} ended {} of {target}", ended()),
+        "roles_changed" => {
+            let (before, after) = detail.split_once(" -> ").unwrap_or(("", detail));
+            format!(
+                "{actor} changed {} roles from {} to {}",
+                whose(target),
+                roles(before),
+                roles(after)
+            )
+        }
+        "user_disabled" => format!("{actor} disabled {target}, ending {}", ended()),
+        "user_enabled" => format!("{actor} enabled {target}"),
+        "user_created" => {
+            let list = detail.strip_prefix("roles: ").unwrap_or_default();
+            match list.split(',').filter(|r| !r.is_empty()).count() {
+                0 => format!("{actor} created {target}, with no role"),
+                1 => format!("{actor} created {target}, with role {list}"),
+                _ => format!("{actor} created {target}, with roles {}", roles(list)),
+            }
+        }
+        "user_deleted" => format!("{actor} deleted {target}, ending {}", ended()),
+        "password_changed" => format!("{actor} changed their password"),
+        "password_reset" => format!("{actor} reset {} password", whose(target)),
+        "step_up" => format!("{actor} confirmed their password"),
+        "refresh_token_reused" => {
+            format!("A refresh token of {target} was used twice; that sign-in was ended")
+        }
+        other => format!("{actor} {other} {target} {detail}")
+            .trim()
+            .to_owned(),
     }
 }
 
@@ -98,4 +172,69 @@ pub async fn get(
 /// Shown next to every revoke button. Empty where revocation is immediate.
 pub fn revoke_note(state: &AppState) -> String {
     state.auth.revoke_note()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::audit_sentence;
+    use crate::store::AuditEntry;
+
+    fn entry(action: &str, actor: &str, target: &str, detail: &str) -> AuditEntry {
+        AuditEntry {
+            id: String::new(),
+            at: 0,
+            action: action.into(),
+            actor: actor.into(),
+            target: target.into(),
+            detail: detail.into(),
+            ip: String::new(),
+        }
+    }
+
+    #[test]
+    fn audit_entries_read_as_sentences() {
+        for (e, sentence) in [
+            (
+                entry("roles_changed", "admin", "bob", "viewer -> editor,admin"),
+                "admin changed bob's roles from viewer to editor, admin",
+            ),
+            (
+                entry("roles_changed", "boss", "boss", "admin -> "),
+                "boss changed their own roles from admin to no role",
+            ),
+            (
+                entry(
+                    "all_sessions_revoked",
+                    "boss",
+                    "alice",
+                    "ended 2 session(s)",
+                ),
+                "boss ended 2 sessions of alice",
+            ),
+            (
+                entry(
+                    "all_sessions_revoked",
+                    "alice",
+                    "alice",
+                    "ended 1 other session(s)",
+                ),
+                "alice signed out of 1 session elsewhere",
+            ),
+            (
+                entry("user_created", "system", "admin", "roles: admin"),
+                "system created admin, with role admin",
+            ),
+            (
+                entry("password_reset", "boss", "gina", "ended 0 session(s)"),
+                "boss reset gina's password",
+            ),
+            (
+                entry("login_failed", "", "carl", ""),
+                "A sign-in as carl failed",
+            ),
+            (entry("something_new", "x", "y", ""), "x something_new y"),
+        ] {
+            assert_eq!(audit_sentence(&e), sentence);
+        }
+    }
 }

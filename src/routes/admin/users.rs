@@ -6,6 +6,7 @@ use super::{AuditRow, require_admin, revoke_note};
 use crate::auth::Identity;
 use crate::error::{PageError, user_error_status};
 use crate::routes::account::{ip, operator, require_step_up};
+use crate::routes::confirm::{self, Question};
 use crate::routes::flash::{self, Flash};
 use crate::routes::paging::{name_cursor, search_text};
 use crate::routes::{FieldError, Nav, encode_query_value, format_time, html, parse_roles};
@@ -321,6 +322,8 @@ async fn refused_on_user_page(
 pub struct CsrfForm {
     csrf: Option<String>,
     back: Option<String>,
+    /// `yes` when sent from the confirmation page.
+    confirm: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -389,6 +392,19 @@ pub async fn set_disabled(
         "enable" => false,
         _ => return Ok(crate::routes::not_found().await),
     };
+    if disabled && !confirm::confirmed(form.confirm.as_deref()) {
+        let question = format!(
+            "Disable {name}? Every session of {name} ends now, and {name} cannot sign in until an admin enables the account again."
+        );
+        return ask_on_user_page(
+            &req,
+            &identity,
+            &name,
+            "Disable this account?",
+            question,
+            format!("Disable {name}"),
+        );
+    }
     let ip = ip(&req, &state);
     let ended = match operator(&state, &identity, &ip)
         .set_disabled(&name, disabled, true)
@@ -406,6 +422,29 @@ pub async fn set_disabled(
         format!("Enabled {name}.")
     };
     flash::redirect(&state, &identity, &user_path(&name), Flash::notice(notice)).await
+}
+
+/// The confirmation page for an action of the user page: the same form again, Cancel back
+/// to the user.
+fn ask_on_user_page(
+    req: &HttpRequest,
+    identity: &Identity,
+    name: &str,
+    title: &str,
+    question: String,
+    button: String,
+) -> Result<HttpResponse, PageError> {
+    confirm::ask(
+        identity,
+        Question {
+            title,
+            question,
+            button,
+            action: req.path(),
+            cancel: &user_path(name),
+            back: None,
+        },
+    )
 }
 
 /// "1 session", "3 sessions".
@@ -430,6 +469,19 @@ pub async fn reset_password(
     require_admin(&identity, &req)?;
     identity.verify_csrf(form.csrf.as_deref())?;
     let name = normalize_name(&name).map_err(PageError::from)?;
+    if !confirm::confirmed(form.confirm.as_deref()) {
+        let question = format!(
+            "Reset the password of {name}? Every session of {name} ends now, and the new password is shown to you once, to pass on over a channel you trust."
+        );
+        return ask_on_user_page(
+            &req,
+            &identity,
+            &name,
+            "Reset this password?",
+            question,
+            format!("Reset the password of {name}"),
+        );
+    }
     let ip = ip(&req, &state);
     let password = operator(&state, &identity, &ip)
         .reset_password(&name)
@@ -453,6 +505,19 @@ pub async fn revoke_all(
     require_admin(&identity, &req)?;
     identity.verify_csrf(form.csrf.as_deref())?;
     let name = normalize_name(&name).map_err(PageError::from)?;
+    if !confirm::confirmed(form.confirm.as_deref()) {
+        let question = format!(
+            "End every session of {name}? Each browser and device signed in as {name} is signed out at its next request."
+        );
+        return ask_on_user_page(
+            &req,
+            &identity,
+            &name,
+            "End every session?",
+            question,
+            format!("End every session of {name}"),
+        );
+    }
     let ip = ip(&req, &state);
     let ended = operator(&state, &identity, &ip)
         .revoke_all(&name, None)
@@ -474,6 +539,31 @@ pub async fn revoke_session(
     identity.verify_csrf(form.csrf.as_deref())?;
     let (name, handle) = path.into_inner();
     let name = normalize_name(&name).map_err(PageError::from)?;
+    // An admin ending a session of their own account may be cutting the branch they sit on.
+    if name == identity.username && !confirm::confirmed(form.confirm.as_deref()) {
+        let here = req.path().to_owned();
+        let cancel = if form.back.as_deref() == Some("sessions") {
+            "/admin/sessions".to_owned()
+        } else {
+            user_path(&name)
+        };
+        let question = if handle == identity.handle {
+            "This is the session you are using now: ending it signs you out here.".to_owned()
+        } else {
+            "This is one of your own sessions, on another browser or device: it is signed out at its next request.".to_owned()
+        };
+        return confirm::ask(
+            &identity,
+            Question {
+                title: "End your own session?",
+                question,
+                button: "End this session".to_owned(),
+                action: &here,
+                cancel: &cancel,
+                back: form.back.as_deref(),
+            },
+        );
+    }
     let ip = ip(&req, &state);
     let revoked = operator(&state, &identity, &ip)
         .revoke_session(&name, &handle)
@@ -489,4 +579,46 @@ pub async fn revoke_session(
         user_path(&name)
     };
     flash::redirect(&state, &identity, &back, notice).await
+}
+
+/// `POST /admin/users/{name}/delete`: ends every session of the user and removes the record
+/// (the audit trail stays); asks first, and never removes the last enabled admin.
+#[tracing::instrument(name = "admin delete user", skip_all, fields(username = %identity.username))]
+pub async fn delete(
+    req: HttpRequest,
+    identity: Identity,
+    name: web::Path<String>,
+    form: web::Form<CsrfForm>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    require_admin(&identity, &req)?;
+    identity.verify_csrf(form.csrf.as_deref())?;
+    let name = normalize_name(&name).map_err(PageError::from)?;
+    if !confirm::confirmed(form.confirm.as_deref()) {
+        let question = format!(
+            "Delete {name}? Every session of {name} ends now and the account is gone; its audit trail stays. This cannot be undone."
+        );
+        return ask_on_user_page(
+            &req,
+            &identity,
+            &name,
+            "Delete this user?",
+            question,
+            format!("Delete {name}"),
+        );
+    }
+    let ip = ip(&req, &state);
+    match operator(&state, &identity, &ip)
+        .delete_user(&name, true)
+        .await
+    {
+        Ok(ended) => {
+            let notice = format!("Deleted {name}; {} ended.", sessions_count(ended));
+            flash::redirect(&state, &identity, "/admin/users", Flash::notice(notice)).await
+        }
+        Err(err @ UserError::LastAdmin) => {
+            refused_on_user_page(&identity, &state, &name, err, "account", None).await
+        }
+        Err(err) => Err(err.into()),
+    }
 }

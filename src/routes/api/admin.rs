@@ -180,6 +180,23 @@ pub async fn set_disabled(
     Ok(HttpResponse::Ok().json(serde_json::json!({"ended_sessions": ended})))
 }
 
+/// `DELETE /api/admin/users/{name}`: ends every session and removes the user; the audit
+/// trail stays; 409 for the last enabled admin.
+pub async fn delete_user(
+    req: HttpRequest,
+    identity: Identity,
+    name: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    admin(&identity, &req)?;
+    require_api_csrf(&req, &identity)?;
+    let ip = ip(&req, &state);
+    let ended = operator(&state, &identity, &ip)
+        .delete_user(&name, true)
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"ended_sessions": ended})))
+}
+
 #[derive(Deserialize)]
 pub struct SessionsQuery {
     user: Option<String>,
