@@ -241,9 +241,9 @@ impl Plan {
             }
         } else {
             Plan {
-                warmup_secs: 2,
+                warmup_secs: 1,
                 measure_secs: 5,
-                one_cookie_secs: 3,
+                one_cookie_secs: 2,
                 connections: 32,
                 sessions: 10_000,
                 rounds: 3,

@@ -112,6 +112,10 @@ impl Windows {
     }
 }
 
+/// Password-change trials in flight at most: with argon2 on one core, 16 changes queue for
+/// about a second, well inside a 2 s token; fewer would leave the run waiting on lifetimes.
+pub const PASSWORD_CHANGES_IN_FLIGHT: usize = 16;
+
 /// How one mode's trials run.
 pub struct TrialPlan {
     pub trials: usize,
@@ -138,9 +142,10 @@ pub async fn measure(stage: &Stage<'_>, plan: &TrialPlan) -> Result<Vec<Windows>
     for step_up in [false, true] {
         for action in ACTIONS {
             // A password change costs two argon2 runs: fewer in flight, so a queue of them
-            // does not eat a short-lived token's lifetime before the action lands.
+            // does not eat a short-lived token's lifetime before the action lands (a trial
+            // whose token dies first is redone, which costs a whole lifetime).
             let concurrency = if action == Action::PasswordChange {
-                plan.concurrency.min(8)
+                plan.concurrency.min(PASSWORD_CHANGES_IN_FLIGHT)
             } else {
                 plan.concurrency
             };
