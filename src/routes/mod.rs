@@ -187,6 +187,53 @@ pub fn format_time(unix_secs: i64) -> String {
         .unwrap_or_else(|| "-".to_owned())
 }
 
+/// A moment as the pages show it: relative ("3 min ago"), with the full UTC time for hover
+/// and machines (`<time datetime>`). Displays as the full time.
+pub struct When {
+    pub iso: String,
+    pub ago: String,
+    full: String,
+}
+
+impl When {
+    pub fn new(unix_secs: i64, now: i64) -> When {
+        let iso = time::OffsetDateTime::from_unix_timestamp(unix_secs)
+            .ok()
+            .and_then(|t| {
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .ok()
+            })
+            .unwrap_or_default();
+        let secs = (now - unix_secs).max(0);
+        let ago = match secs {
+            0..60 => "just now".to_owned(),
+            60..3600 => format!("{} min ago", secs / 60),
+            3600..86400 => format!("{} h ago", secs / 3600),
+            _ if secs < 2 * 86400 => "1 day ago".to_owned(),
+            _ => format!("{} days ago", secs / 86400),
+        };
+        When {
+            iso,
+            ago,
+            full: format_time(unix_secs),
+        }
+    }
+}
+
+impl std::fmt::Display for When {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.full)
+    }
+}
+
+/// How fresh "last seen" is: the store writes it back at most once per touch interval.
+pub fn seen_note(settings: &crate::config::Settings) -> String {
+    format!(
+        "Times in UTC on hover. Last seen is recorded at most once every {} s.",
+        settings.session.touch_interval_secs
+    )
+}
+
 /// Roles typed into a form: separated by spaces or commas.
 pub fn parse_roles(input: &str) -> Vec<String> {
     input
@@ -217,6 +264,24 @@ pub fn see_other(location: &str) -> HttpResponse {
 #[cfg(test)]
 mod tests {
     use super::safe_next;
+
+    #[test]
+    fn moments_read_relative_with_the_full_time_kept() {
+        let at = 1_764_936_000; // 2025-12-05 12:00:00 UTC
+        let cases = [
+            (30, "just now"),
+            (180, "3 min ago"),
+            (7_300, "2 h ago"),
+            (90_000, "1 day ago"),
+            (3 * 86_400, "3 days ago"),
+        ];
+        for (elapsed, ago) in cases {
+            assert_eq!(super::When::new(at, at + elapsed).ago, ago);
+        }
+        let when = super::When::new(at, at);
+        assert_eq!(when.iso, "2025-12-05T12:00:00Z");
+        assert_eq!(when.to_string(), "2025-12-05 12:00:00");
+    }
 
     #[test]
     fn next_keeps_same_site_relative_paths() {

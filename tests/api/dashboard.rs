@@ -40,6 +40,7 @@ all_modes!(
     destructive_actions_ask_first,
     admin_deletes_a_user_keeping_the_audit_trail,
     the_last_admin_cannot_be_deleted,
+    session_lists_mark_this_session_and_read_relative_times,
 );
 
 /// The handle of the session a browser holds: its row is the one marked "this session".
@@ -1635,5 +1636,33 @@ async fn the_last_admin_cannot_be_deleted(backend: Backend) {
         boss.get("/admin").await.status,
         200,
         "still there, still an admin"
+    );
+}
+
+async fn session_lists_mark_this_session_and_read_relative_times(backend: Backend) {
+    let (app, admin, _user) = admin_and_user(backend).await;
+    app.clock.advance(180);
+
+    let own_page = admin.get("/admin/users/boss").await;
+    let all = admin.get("/admin/sessions").await;
+    let alices = admin.get("/admin/users/alice").await;
+
+    for page in [&own_page, &all] {
+        assert_eq!(
+            page.body.matches("(this session)").count(),
+            1,
+            "{}",
+            page.body
+        );
+        assert!(page.body.contains("3 min ago"), "{}", page.body);
+        assert!(page.body.contains("<time datetime=\""));
+        assert!(
+            page.body
+                .contains("Last seen is recorded at most once every 60 s.")
+        );
+    }
+    assert!(
+        !alices.body.contains("(this session)"),
+        "not the admin's session"
     );
 }

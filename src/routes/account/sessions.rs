@@ -7,15 +7,15 @@ use crate::auth::Identity;
 use crate::error::PageError;
 use crate::routes::confirm::{self, Question};
 use crate::routes::flash::{self, Flash};
-use crate::routes::{FieldError, Nav, format_time, html, see_other};
+use crate::routes::{FieldError, Nav, When, html, see_other};
 use crate::state::AppState;
 
 pub struct SessionRow {
     pub handle: String,
     pub device: String,
     pub ip: String,
-    pub created: String,
-    pub last_seen: String,
+    pub created: When,
+    pub last_seen: When,
     pub current: bool,
 }
 
@@ -28,6 +28,7 @@ struct SessionsPage {
     notice: Option<String>,
     /// Why the password form was refused, next to the field it is about.
     error: Option<FieldError>,
+    seen_note: String,
 }
 
 impl SessionsPage {
@@ -61,8 +62,8 @@ pub async fn page(
             handle: s.handle,
             device: s.device,
             ip: s.ip,
-            created: format_time(s.created),
-            last_seen: format_time(s.last_seen),
+            created: When::new(s.created, state.clock.now()),
+            last_seen: When::new(s.last_seen, state.clock.now()),
         })
         .collect();
     let nav = Nav::for_identity(identity)?;
@@ -74,6 +75,7 @@ pub async fn page(
             sessions,
             notice,
             error,
+            seen_note: crate::routes::seen_note(&state.settings),
         },
     )
 }

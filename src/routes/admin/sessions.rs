@@ -22,6 +22,7 @@ struct SessionsPage {
     next: Option<String>,
     notice: Option<String>,
     revoke_note: String,
+    seen_note: String,
 }
 
 #[derive(Deserialize)]
@@ -59,11 +60,15 @@ pub async fn list(
         &SessionsPage {
             csrf: nav.csrf.clone(),
             nav: Some(nav),
-            sessions: sessions.into_iter().map(SessionRow::from).collect(),
+            sessions: sessions
+                .into_iter()
+                .map(|s| SessionRow::new(s, state.clock.now(), &identity))
+                .collect(),
             filter: filter.unwrap_or_default(),
             next,
             notice,
             revoke_note: revoke_note(&state),
+            seen_note: crate::routes::seen_note(&state.settings),
         },
     )?;
     flash::clear(&req, &mut response);

@@ -9,7 +9,7 @@ use crate::routes::account::{ip, operator, require_step_up};
 use crate::routes::confirm::{self, Question};
 use crate::routes::flash::{self, Flash};
 use crate::routes::paging::{name_cursor, search_text};
-use crate::routes::{FieldError, Nav, encode_query_value, format_time, html, parse_roles};
+use crate::routes::{FieldError, Nav, When, encode_query_value, html, parse_roles};
 use crate::state::AppState;
 use crate::store::{UserSummary, is_admin};
 use crate::users::{UserError, normalize_name};
@@ -177,6 +177,7 @@ struct UserPage {
     roles_input: Option<String>,
     error: Option<FieldError>,
     revoke_note: String,
+    seen_note: String,
 }
 
 impl UserPage {
@@ -190,19 +191,22 @@ pub struct SessionRow {
     pub user: String,
     pub device: String,
     pub ip: String,
-    pub created: String,
-    pub last_seen: String,
+    pub created: When,
+    pub last_seen: When,
+    /// The session this page was loaded with.
+    pub current: bool,
 }
 
-impl From<crate::store::SessionInfo> for SessionRow {
-    fn from(s: crate::store::SessionInfo) -> Self {
+impl SessionRow {
+    pub fn new(s: crate::store::SessionInfo, now: i64, identity: &Identity) -> SessionRow {
         SessionRow {
+            current: s.handle == identity.handle,
             handle: s.handle,
             user: s.user,
             device: s.device,
             ip: s.ip,
-            created: format_time(s.created),
-            last_seen: format_time(s.last_seen),
+            created: When::new(s.created, now),
+            last_seen: When::new(s.last_seen, now),
         }
     }
 }
@@ -231,7 +235,7 @@ async fn user_page(
         .sessions_of(&name)
         .await?
         .into_iter()
-        .map(SessionRow::from)
+        .map(|s| SessionRow::new(s, state.clock.now(), identity))
         .collect();
     let user = UserSummary {
         live_sessions: sessions.len() as u64,
@@ -270,6 +274,7 @@ async fn user_page(
             roles_input: view.roles_input,
             error: view.error,
             revoke_note: revoke_note(state),
+            seen_note: crate::routes::seen_note(&state.settings),
         },
     )
 }
