@@ -142,11 +142,10 @@ pub async fn record(
         detail: detail.to_owned(),
         ip: ip.to_owned(),
     };
-    let stat = match action.stat() {
-        Some(Stat::Revocation) if ended == 0 => None,
-        Some(Stat::Revocation) => Some((Stat::Revocation, ended)),
-        Some(stat) => Some((stat, 1)),
-        None => None,
-    };
+    // Revocations count the sessions ended (none, nothing); the other stats count events.
+    let stat = action
+        .stat()
+        .map(|stat| (stat, if stat == Stat::Revocation { ended } else { 1 }))
+        .filter(|(_, amount)| *amount > 0);
     store.record(&entry, stat).await
 }

@@ -33,14 +33,6 @@ impl Flash {
     pub fn notice(text: impl Into<String>) -> Flash {
         Flash::Notice { text: text.into() }
     }
-
-    /// The notice text, if this is one.
-    pub fn text(&self) -> Option<&str> {
-        match self {
-            Flash::Notice { text } => Some(text),
-            Flash::NewPassword { .. } => None,
-        }
-    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -109,6 +101,18 @@ pub async fn take(
 /// cookie looks up another key, and cannot even spend the message.
 fn key(owner: &str, token: &str) -> String {
     session_id_hash(&format!("{owner}\n{token}"))
+}
+
+/// The waiting notice, if the message is one: what list pages show.
+pub async fn take_notice(
+    req: &HttpRequest,
+    state: &AppState,
+    identity: &Identity,
+) -> Result<Option<String>, PageError> {
+    Ok(match take(req, state, identity).await? {
+        Some(Flash::Notice { text }) => Some(text),
+        _ => None,
+    })
 }
 
 /// Drops the spent token from the browser, when it sent one.

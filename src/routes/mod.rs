@@ -243,6 +243,15 @@ pub fn parse_roles(input: &str) -> Vec<String> {
         .collect()
 }
 
+/// "1 session", "3 sessions".
+pub fn sessions_count(n: u64) -> String {
+    if n == 1 {
+        "1 session".to_owned()
+    } else {
+        format!("{n} sessions")
+    }
+}
+
 /// A refused form's message, shown next to the field it is about.
 pub struct FieldError {
     pub field: &'static str,

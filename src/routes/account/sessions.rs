@@ -87,11 +87,7 @@ pub async fn get(
     identity: Identity,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    let notice = flash::take(&req, &state, &identity)
-        .await?
-        .as_ref()
-        .and_then(Flash::text)
-        .map(str::to_owned);
+    let notice = flash::take_notice(&req, &state, &identity).await?;
     let mut response = page(&identity, &state, notice, None, StatusCode::OK).await?;
     flash::clear(&req, &mut response);
     Ok(response)

@@ -10,6 +10,9 @@ const LEFT: u32 = 44;
 const RIGHT: u32 = 12;
 const TOP: u32 = 28;
 const BOTTOM: u32 = 30;
+/// Minutes per bar, and between two time labels.
+const BUCKET_MINUTES: usize = 5;
+const LABEL_EVERY_MINUTES: i64 = 30;
 
 pub struct Bar {
     pub x: f64,
@@ -48,7 +51,7 @@ impl Chart {
     /// `logins` and `failed` hold one count per minute, oldest first, the last one being the
     /// minute that contains `now` (Unix seconds).
     pub fn new(logins: &[u64], failed: &[u64], hours: usize, now: i64) -> Chart {
-        let bucket_minutes = if hours <= 1 { 1 } else { 5 };
+        let bucket_minutes = BUCKET_MINUTES;
         let logins = buckets(logins, bucket_minutes);
         let failed = buckets(failed, bucket_minutes);
         let count = logins.len().max(failed.len()).max(1);
@@ -91,12 +94,10 @@ impl Chart {
                 label: v.to_string(),
             })
             .collect();
-        // A label on every half hour (every 10 minutes on a one-hour chart), where that minute
-        // falls on the time axis.
-        let label_every = if hours <= 1 { 10 } else { 30 };
+        // A label on every half hour, where that minute falls on the time axis.
         let first = minute_of_bucket(0);
         let x_ticks = (first..=current_minute + 1)
-            .filter(|minute| minute.rem_euclid(label_every) == 0)
+            .filter(|minute| minute.rem_euclid(LABEL_EVERY_MINUTES) == 0)
             .map(|minute| Tick {
                 at: f64::from(LEFT) + slot * (minute - first) as f64 / bucket_minutes as f64,
                 label: clock_time(minute),

@@ -10,7 +10,7 @@ use askama::Template;
 
 use crate::auth::{AuthError, Identity};
 use crate::error::PageError;
-use crate::routes::{Nav, format_time, html};
+use crate::routes::{Nav, format_time, html, sessions_count};
 use crate::state::AppState;
 use crate::store::{AuditEntry, Stat};
 use chart::Chart;
@@ -53,15 +53,13 @@ pub fn audit_sentence(entry: &AuditEntry) -> String {
     };
     // "ended 3 session(s)" -> "3 sessions"
     let ended = || {
-        let n: u64 = detail
-            .split_whitespace()
-            .nth(1)
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0);
-        match n {
-            1 => "1 session".to_owned(),
-            n => format!("{n} sessions"),
-        }
+        sessions_count(
+            detail
+                .split_whitespace()
+                .nth(1)
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0),
+        )
     };
     let roles = |list: &str| {
         if list.trim().is_empty() {

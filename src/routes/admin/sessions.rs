@@ -6,7 +6,7 @@ use super::users::{PAGE_SIZE, SessionRow};
 use super::{require_admin, revoke_note};
 use crate::auth::Identity;
 use crate::error::PageError;
-use crate::routes::flash::{self, Flash};
+use crate::routes::flash;
 use crate::routes::paging::stream_cursor;
 use crate::routes::{Nav, html};
 use crate::state::AppState;
@@ -49,11 +49,7 @@ pub async fn list(
             (page.items, page.next)
         }
     };
-    let notice = flash::take(&req, &state, &identity)
-        .await?
-        .as_ref()
-        .and_then(Flash::text)
-        .map(str::to_owned);
+    let notice = flash::take_notice(&req, &state, &identity).await?;
     let nav = Nav::for_identity(&identity)?;
     let mut response = html(
         StatusCode::OK,

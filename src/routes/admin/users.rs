@@ -9,7 +9,7 @@ use crate::routes::account::{ip, operator, require_step_up};
 use crate::routes::confirm::{self, Question};
 use crate::routes::flash::{self, Flash};
 use crate::routes::paging::{name_cursor, search_text};
-use crate::routes::{FieldError, Nav, When, encode_query_value, html, parse_roles};
+use crate::routes::{FieldError, Nav, When, encode_query_value, html, parse_roles, sessions_count};
 use crate::state::AppState;
 use crate::store::{UserSummary, is_admin};
 use crate::users::{UserError, normalize_name};
@@ -59,13 +59,13 @@ pub async fn list(
     require_admin(&identity, &req)?;
     let prefix = search_text("q", query.q.as_deref())?;
     let after = name_cursor("after", query.after.as_deref())?;
-    let flash = flash::take(&req, &state, &identity).await?;
+    let notice = flash::take_notice(&req, &state, &identity).await?;
     let mut response = users_page(
         &identity,
         &state,
         &prefix,
         after.as_deref(),
-        flash.as_ref().and_then(Flash::text).map(str::to_owned),
+        notice,
         CreateView::default(),
         StatusCode::OK,
     )
@@ -450,15 +450,6 @@ fn ask_on_user_page(
             back: None,
         },
     )
-}
-
-/// "1 session", "3 sessions".
-fn sessions_count(n: u64) -> String {
-    if n == 1 {
-        "1 session".to_owned()
-    } else {
-        format!("{n} sessions")
-    }
 }
 
 /// `POST /admin/users/{name}/password-reset`: a random password, shown once on the user page
