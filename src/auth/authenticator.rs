@@ -12,6 +12,7 @@ use sha2::{Digest, Sha256};
 use super::identity::{Credential, Identity};
 use super::jwt::{JwtAuthority, family_csrf};
 use super::random::{RandomError, random_bytes, random_token};
+use super::session_layer::note_missing;
 use super::session_store::{SESSION_ID_LEN, session_id_hash};
 use crate::audit::Action;
 use crate::config::SameSitePolicy;
@@ -414,6 +415,7 @@ impl JwtMode {
             RefreshOutcome::Raced => Ok(None),
             RefreshOutcome::Reused { user } => {
                 tracing::warn!(user, "refresh token reused: family revoked");
+                note_missing(family.clone());
                 let ip = crate::web::request::client_ip(req, &state.settings);
                 let detail = format!("refresh token reuse; family {family} revoked");
                 state
@@ -423,6 +425,7 @@ impl JwtMode {
                 Ok(None)
             }
             RefreshOutcome::Gone => {
+                note_missing(family);
                 self.clear_cookies(req);
                 Ok(None)
             }

@@ -10,7 +10,7 @@ use futures_util::future::LocalBoxFuture;
 
 use super::csrf::{self, CsrfError};
 use crate::state::AppState;
-use crate::store::{AUTH_AT_FIELD, HANDLE_FIELD, ROLES_FIELD, StoreError, UID_FIELD};
+use crate::store::{AUTH_AT_FIELD, Ending, HANDLE_FIELD, ROLES_FIELD, StoreError, UID_FIELD};
 pub use crate::web::request::wants_json;
 
 /// What proved who the request is from.
@@ -113,10 +113,89 @@ impl Identity {
     }
 }
 
+/// Why a browser is on the login page, said there in one sentence. Carried in the address
+/// (`why=`), so it can only ever pick one of these fixed sentences.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginReason {
+    /// The session was revoked (by its owner elsewhere, an admin, a password change...).
+    Ended,
+    /// The cookie named a session that ran out (idle or absolute timeout).
+    Expired,
+    SignedOut,
+}
+
+impl LoginReason {
+    pub fn param(self) -> &'static str {
+        match self {
+            LoginReason::Ended => "ended",
+            LoginReason::Expired => "expired",
+            LoginReason::SignedOut => "signed-out",
+        }
+    }
+
+    pub fn from_param(raw: &str) -> Option<LoginReason> {
+        [
+            LoginReason::Ended,
+            LoginReason::Expired,
+            LoginReason::SignedOut,
+        ]
+        .into_iter()
+        .find(|reason| reason.param() == raw)
+    }
+
+    pub fn message(self) -> &'static str {
+        match self {
+            LoginReason::Ended => "Your session was ended. Sign in again to continue.",
+            LoginReason::Expired => "Your session expired. Sign in again to continue.",
+            LoginReason::SignedOut => "You signed out.",
+        }
+    }
+
+    /// Why the session this request's cookie named is gone: the store keeps a note for
+    /// revoked and signed-out sessions; no note means it expired. `None` when the request
+    /// named no session, or the note could not be read (the page then just asks to sign in).
+    async fn of_request(state: &AppState) -> Option<LoginReason> {
+        let hash = super::session_layer::missing_session()?;
+        match state.store.session_ending(&hash).await {
+            Ok(Some(Ending::Ended)) => Some(LoginReason::Ended),
+            Ok(Some(Ending::SignedOut)) => Some(LoginReason::SignedOut),
+            Ok(None) => Some(LoginReason::Expired),
+            Err(err) => {
+                tracing::warn!(error = %err, "could not read why a session ended");
+                None
+            }
+        }
+    }
+}
+
+/// Where an anonymous browser is sent: the login page, with where it was going (`next`) and
+/// why it is there (`why`), when there is something to say.
+pub fn login_location(next: &str, why: Option<LoginReason>) -> String {
+    let mut query = Vec::new();
+    if next != "/" {
+        query.push(format!(
+            "next={}",
+            crate::web::request::encode_query_value(next)
+        ));
+    }
+    if let Some(why) = why {
+        query.push(format!("why={}", why.param()));
+    }
+    if query.is_empty() {
+        "/login".to_owned()
+    } else {
+        format!("/login?{}", query.join("&"))
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum AuthError {
     #[error("not logged in")]
-    Anonymous { api: bool, next: String },
+    Anonymous {
+        api: bool,
+        next: String,
+        why: Option<LoginReason>,
+    },
     #[error("missing role")]
     Forbidden { api: bool },
     #[error("a store call failed")]
@@ -150,19 +229,13 @@ impl ResponseError for AuthError {
                 "unauthenticated",
                 "Sign in first: no live session or token came with this request.",
             ),
-            AuthError::Anonymous { api: false, next } => {
-                let location = if next == "/" {
-                    "/login".to_owned()
-                } else {
-                    format!(
-                        "/login?next={}",
-                        crate::web::request::encode_query_value(next)
-                    )
-                };
-                HttpResponse::SeeOther()
-                    .insert_header((header::LOCATION, location))
-                    .finish()
-            }
+            AuthError::Anonymous {
+                api: false,
+                next,
+                why,
+            } => HttpResponse::SeeOther()
+                .insert_header((header::LOCATION, login_location(next, *why)))
+                .finish(),
             AuthError::Forbidden { api: true } => crate::web::response::json_error(
                 StatusCode::FORBIDDEN,
                 "forbidden",
@@ -205,12 +278,15 @@ impl FromRequest for Identity {
                 Some(pq) => pq.as_str().to_owned(),
                 None => "/".to_owned(),
             };
-            identify(req.clone())
-                .await?
-                .ok_or_else(|| AuthError::Anonymous {
-                    api: wants_json(&req),
-                    next,
-                })
+            if let Some(identity) = identify(req.clone()).await? {
+                return Ok(identity);
+            }
+            let api = wants_json(&req);
+            let why = match req.app_data::<web::Data<AppState>>() {
+                Some(state) if !api => LoginReason::of_request(state).await,
+                _ => None,
+            };
+            Err(AuthError::Anonymous { api, next, why })
         })
     }
 }

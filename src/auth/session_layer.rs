@@ -29,6 +29,26 @@ tokio::task_local! {
     /// turns every backend error into an opaque 500 from inside its middleware, so the class
     /// (and the cause, for the log) travels beside it.
     static FAILURE: Cell<Option<(ErrorClass, String)>>;
+    /// The stored hash of a session the request's cookie named but the store no longer holds:
+    /// on the way to the login page, the store is asked why it ended.
+    static MISSING: Cell<Option<String>>;
+}
+
+/// Called where a presented, well-formed session (or refresh family) is not in the store.
+pub(super) fn note_missing(sid_hash: String) {
+    let _ = MISSING.try_with(|cell| cell.set(Some(sid_hash)));
+}
+
+/// The session this request named that the store no longer holds, if any.
+pub(super) fn missing_session() -> Option<String> {
+    MISSING
+        .try_with(|cell| {
+            let hash = cell.take();
+            cell.set(hash.clone());
+            hash
+        })
+        .ok()
+        .flatten()
 }
 
 /// Called by the session backend where a store call fails.
@@ -100,7 +120,7 @@ async fn answer_store_failures(
     let api = wants_json(req.request());
     let (result, failure) = FAILURE
         .scope(Cell::new(None), async move {
-            let result = next.call(req).await;
+            let result = MISSING.scope(Cell::new(None), next.call(req)).await;
             (result, FAILURE.with(Cell::take))
         })
         .await;

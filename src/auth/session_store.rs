@@ -10,7 +10,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
 use super::random::{RandomError, random_token};
-use super::session_layer::note_failure;
+use super::session_layer::{note_failure, note_missing};
 use crate::store::{Store, UID_FIELD};
 
 type SessionState = std::collections::HashMap<String, String>;
@@ -81,10 +81,15 @@ impl SessionStore for SessionBackend {
         let Some(hash) = presented_hash(key) else {
             return Ok(None);
         };
-        self.store
+        let state = self
+            .store
             .load_session(&hash)
             .await
-            .map_err(|e| LoadError::Other(note_failure(e)))
+            .map_err(|e| LoadError::Other(note_failure(e)))?;
+        if state.is_none() {
+            note_missing(hash);
+        }
+        Ok(state)
     }
 
     async fn save(&self, state: SessionState, _ttl: &Duration) -> Result<SessionKey, SaveError> {

@@ -3,6 +3,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use crate::audit::Action;
+use crate::auth::identity::{LoginReason, login_location};
 use crate::auth::{MaybeIdentity, csrf};
 use crate::error::PageError;
 use crate::routes::{client_ip, see_other};
@@ -23,7 +24,7 @@ pub async fn post(
     identity: MaybeIdentity,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
-    match identity.0 {
+    let location = match identity.0 {
         Some(identity) => {
             identity.verify_csrf(form.csrf.as_deref())?;
             state.auth.sign_out(&req, &identity, &state).await?;
@@ -33,12 +34,14 @@ pub async fn post(
             state
                 .audit(Action::Logout, user, user, &detail, &ip)
                 .await?;
+            login_location("/", Some(LoginReason::SignedOut))
         }
         // Nobody signed in: only a pre-login session (if any) to drop.
         None => {
             csrf::verify(&session, form.csrf.as_deref())?;
             session.purge();
+            login_location("/", None)
         }
-    }
-    Ok(see_other("/login"))
+    };
+    Ok(see_other(&location))
 }

@@ -13,6 +13,7 @@
 //! | `{p}audit`, `{p}audit:u:{user}` | stream | capped (~10,000 / ~500 entries) | the audit log, globally and per user named in an entry |
 //! | `{p}stat:{kind}:{minute}` | string (counter) | 48 h | logins, failed logins and revocations per minute, for the dashboard chart |
 //! | `{p}f:{token_hash}` | string | 2 min | a one-time message for the page after a form (POST-redirect-GET): who it is for and what it says, a generated password included; read and deleted in one `GETDEL` |
+//! | `{p}gone:{sid_hash}` | string | what the session had left to live | why a session ended before its time: `e` revoked, `o` signed out; read only when a cookie names a missing session, so the login page can say why |
 //! | `{p}secret:{name}` | string | none | shared secrets generated once for all instances (`cookie_key`) |
 //! | `{p}deny:{sid_hash}` | string | the access-token lifetime | JWT mode: a refresh family ended before its access tokens expired (logout, revoke, revoke-all, refresh-token reuse): every access token minted for it is refused |
 //! | `{p}nbf:{user}` | string | the access-token lifetime | JWT mode: tokens of this user issued at or before this second are refused (revoke-all, disable, role or password change) |
@@ -108,6 +109,14 @@ impl Keys {
 
     pub fn flash(&self, token_hash: &str) -> String {
         format!("{}f:{token_hash}", self.prefix)
+    }
+
+    pub fn gone(&self, sid_hash: &str) -> String {
+        format!("{}gone:{sid_hash}", self.prefix)
+    }
+
+    pub fn gone_prefix(&self) -> String {
+        format!("{}gone:", self.prefix)
     }
 
     pub fn secret(&self, name: &str) -> String {

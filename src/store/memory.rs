@@ -5,10 +5,10 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
 use super::{
-    AUDIT_CAP, AuditEntry, CREATED_FIELD, Counter, DEVICE_FIELD, GuardedChange, HANDLE_FIELD,
-    IP_FIELD, Page, REFRESH_FIELD, ROLES_FIELD, RefreshOutcome, SEEN_FIELD, STATS_RETENTION_SECS,
-    SessionInfo, SessionPolicy, Stat, StoreError, UID_FIELD, UserRecord, UserSummary, is_admin,
-    minute_of,
+    AUDIT_CAP, AuditEntry, CREATED_FIELD, Counter, DEVICE_FIELD, Ending, GuardedChange,
+    HANDLE_FIELD, IP_FIELD, Page, REFRESH_FIELD, ROLES_FIELD, RefreshOutcome, SEEN_FIELD,
+    STATS_RETENTION_SECS, SessionInfo, SessionPolicy, Stat, StoreError, UID_FIELD, UserRecord,
+    UserSummary, is_admin, minute_of,
 };
 use crate::clock::Clock;
 
@@ -35,6 +35,8 @@ struct Inner {
     stats: HashMap<(&'static str, i64), u64>,
     /// JWT deny-list: refresh family (handle) -> until when.
     denied: HashMap<String, i64>,
+    /// Why sessions ended early: sid_hash -> (ending, until when).
+    gone: HashMap<String, (Ending, i64)>,
     /// JWT per-user "not before": user -> (second, until when).
     not_before: HashMap<String, (i64, i64)>,
 }
@@ -191,7 +193,45 @@ impl MemoryStore {
         let mut inner = self.lock();
         let removed = inner.remove_session(sid_hash);
         self.deny(&mut inner, sid_hash, removed.as_ref(), now);
+        self.note_ending(
+            &mut inner,
+            sid_hash,
+            removed.as_ref(),
+            Ending::SignedOut,
+            now,
+        );
         Ok(())
+    }
+
+    /// Remembers why an authenticated session ended, for as long as it had left to live.
+    fn note_ending(
+        &self,
+        inner: &mut Inner,
+        sid_hash: &str,
+        removed: Option<&MemorySession>,
+        ending: Ending,
+        now: i64,
+    ) {
+        let Some(session) = removed.filter(|s| s.uid.is_some()) else {
+            return;
+        };
+        let until = self.policy.expires_at(session.created, session.seen);
+        if until > now {
+            if inner.gone.len() >= 4096 {
+                inner.gone.retain(|_, (_, until)| *until > now);
+            }
+            inner.gone.insert(sid_hash.to_owned(), (ending, until));
+        }
+    }
+
+    pub async fn session_ending(&self, sid_hash: &str) -> Result<Option<Ending>, StoreError> {
+        let now = self.clock.now();
+        Ok(self
+            .lock()
+            .gone
+            .get(sid_hash)
+            .filter(|(_, until)| *until > now)
+            .map(|(ending, _)| *ending))
     }
 
     /// JWT mode: puts a removed family on the deny-list, refusing every access token minted
@@ -268,6 +308,7 @@ impl MemoryStore {
         }
         let removed = inner.remove_session(family);
         self.deny(&mut inner, family, removed.as_ref(), now);
+        self.note_ending(&mut inner, family, removed.as_ref(), Ending::Ended, now);
         Ok(RefreshOutcome::Reused { user: uid })
     }
 
@@ -321,6 +362,7 @@ impl MemoryStore {
                 live += 1;
             }
             self.deny(&mut inner, hash, removed.as_ref(), now);
+            self.note_ending(&mut inner, hash, removed.as_ref(), Ending::Ended, now);
         }
         if keep.is_none() {
             self.mark_not_before(&mut inner, user, now);
@@ -335,8 +377,10 @@ impl MemoryStore {
             .get(handle)
             .is_some_and(|s| s.uid.as_deref() == Some(user));
         if owned {
+            let now = self.clock.now();
             let removed = inner.remove_session(handle);
-            self.deny(&mut inner, handle, removed.as_ref(), self.clock.now());
+            self.deny(&mut inner, handle, removed.as_ref(), now);
+            self.note_ending(&mut inner, handle, removed.as_ref(), Ending::Ended, now);
         }
         Ok(owned)
     }

@@ -142,6 +142,37 @@ pub enum GuardedChange {
     LastAdmin,
 }
 
+/// Why a session that once existed is gone, as far as the store remembers: the login page
+/// tells the person ("Your session was ended", "You signed out"). A session gone without a
+/// trace simply expired (or never was). Kept only as long as the session would have lived, so
+/// an entry can never outlast what it explains.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// Revoked: by its owner from another session, an admin, revoke-all, a password change,
+    /// disabling or deleting the user, or a reused refresh token.
+    Ended,
+    /// The owner signed out (a copy of the cookie came back).
+    SignedOut,
+}
+
+impl Ending {
+    /// The one-letter value kept in `{p}gone:{sid_hash}`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Ending::Ended => "e",
+            Ending::SignedOut => "o",
+        }
+    }
+
+    pub fn from_code(code: &str) -> Option<Ending> {
+        match code {
+            "e" => Some(Ending::Ended),
+            "o" => Some(Ending::SignedOut),
+            _ => None,
+        }
+    }
+}
+
 /// Per-minute counters kept for the dashboard's chart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stat {
@@ -276,6 +307,12 @@ impl Store {
 
     /// JWT mode: rotates a refresh family's token atomically. Exactly one of two concurrent
     /// presentations of the same token wins; an older token revokes the family.
+    /// Why the session `sid_hash` is gone, if the store remembers (see `Ending`). Read only
+    /// on the way to the login page, never on the hot path.
+    pub async fn session_ending(&self, sid_hash: &str) -> Result<Option<Ending>, StoreError> {
+        dispatch!(self.session_ending(sid_hash))
+    }
+
     pub async fn rotate_refresh(
         &self,
         family: &str,

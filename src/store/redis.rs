@@ -13,9 +13,9 @@ use redis::{AsyncCommands, RedisResult, Script};
 
 use super::keys::Keys;
 use super::{
-    AUDIT_CAP, AuditEntry, CREATED_FIELD, Counter, DEVICE_FIELD, GuardedChange, IP_FIELD, Page,
-    RefreshOutcome, SEEN_FIELD, STATS_RETENTION_SECS, SessionInfo, SessionPolicy, Stat, StoreError,
-    UID_FIELD, USER_AUDIT_CAP, UserRecord, UserSummary,
+    AUDIT_CAP, AuditEntry, CREATED_FIELD, Counter, DEVICE_FIELD, Ending, GuardedChange, IP_FIELD,
+    Page, RefreshOutcome, SEEN_FIELD, STATS_RETENTION_SECS, SessionInfo, SessionPolicy, Stat,
+    StoreError, UID_FIELD, USER_AUDIT_CAP, UserRecord, UserSummary,
 };
 use crate::clock::Clock;
 use crate::metrics::Metrics;
@@ -88,9 +88,9 @@ impl RedisStore {
                 set_session_field: Script::new(include_str!("lua/set_session_field-1.lua")),
                 create: Script::new(include_str!("lua/create_session-4.lua")),
                 update: Script::new(include_str!("lua/update_session-1.lua")),
-                delete: Script::new(include_str!("lua/delete_session-1.lua")),
+                delete: Script::new(include_str!("lua/delete_session-2.lua")),
                 revoke_all: Script::new(include_str!("lua/revoke_all-2.lua")),
-                revoke_one: Script::new(include_str!("lua/revoke_one-2.lua")),
+                revoke_one: Script::new(include_str!("lua/revoke_one-3.lua")),
                 create_user: Script::new(include_str!("lua/create_user-3.lua")),
                 set_roles: Script::new(include_str!("lua/set_roles-3.lua")),
                 set_disabled: Script::new(include_str!("lua/set_disabled-3.lua")),
@@ -274,6 +274,7 @@ impl RedisStore {
     pub async fn delete_session(&self, sid_hash: &str) -> Result<(), StoreError> {
         let mut invocation = self.scripts.delete.key(self.keys.session(sid_hash));
         invocation
+            .key(self.keys.gone(sid_hash))
             .arg(self.keys.user_sessions_prefix())
             .arg(sid_hash)
             .arg(self.keys.deny_prefix())
@@ -281,6 +282,14 @@ impl RedisStore {
         self.run(|mut conn| async move { invocation.invoke_async::<i64>(&mut conn).await })
             .await
             .map(|_| ())
+    }
+
+    pub async fn session_ending(&self, sid_hash: &str) -> Result<Option<Ending>, StoreError> {
+        let key = self.keys.gone(sid_hash);
+        let code: Option<String> = self
+            .run(|mut conn| async move { conn.get(key).await })
+            .await?;
+        Ok(code.as_deref().and_then(Ending::from_code))
     }
 
     pub async fn rotate_refresh(
@@ -303,7 +312,8 @@ impl RedisStore {
             .arg(self.keys.active_prefix())
             .arg(self.active_ttl())
             .arg(self.keys.deny_prefix())
-            .arg(self.policy.marker_secs);
+            .arg(self.policy.marker_secs)
+            .arg(self.keys.gone_prefix());
         let reply: Vec<String> = self
             .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
             .await?;
@@ -370,7 +380,8 @@ impl RedisStore {
             .arg(keep.unwrap_or_default())
             .arg(self.clock.now())
             .arg(self.policy.marker_secs)
-            .arg(self.keys.deny_prefix());
+            .arg(self.keys.deny_prefix())
+            .arg(self.keys.gone_prefix());
         self.run(|mut conn| async move { invocation.invoke_async::<u64>(&mut conn).await })
             .await
     }
@@ -379,9 +390,11 @@ impl RedisStore {
         let mut invocation = self.scripts.revoke_one.key(self.keys.user_sessions(user));
         invocation
             .key(self.keys.session(handle))
+            .key(self.keys.gone(handle))
             .arg(handle)
             .arg(self.keys.deny_prefix())
-            .arg(self.policy.marker_secs);
+            .arg(self.policy.marker_secs)
+            .arg(self.clock.now());
         let deleted: i64 = self
             .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
             .await?;

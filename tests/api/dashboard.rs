@@ -203,7 +203,7 @@ async fn ending_the_current_session_is_a_logout(backend: Backend) {
         .await;
 
     assert_eq!(response.status, 303);
-    assert_eq!(response.header("location"), Some("/login"));
+    assert_eq!(response.header("location"), Some("/login?why=signed-out"));
     let replay = app.browser();
     replay.set_jar(stolen);
     app.assert_revoked(&[&replay]).await;

@@ -4,7 +4,7 @@
 use reqwest::Method;
 
 use super::helpers::{
-    Backend, Browser, PASSWORD, all_modes, form_value, spawn_app, spawn_app_with,
+    Backend, Browser, PASSWORD, TestApp, all_modes, form_value, spawn_app, spawn_app_with,
 };
 
 all_modes!(
@@ -16,6 +16,7 @@ all_modes!(
     bad_credentials_get_one_uniform_answer,
     unknown_user_still_costs_a_password_verification,
     disabled_user_cannot_log_in,
+    login_page_says_why_the_session_ended,
     unknown_forged_and_malformed_cookies_are_anonymous,
     logout_deletes_session_and_replay_is_refused,
     get_logout_is_method_not_allowed,
@@ -223,10 +224,75 @@ async fn disabled_user_cannot_log_in(backend: Backend) {
     app.create_user("alice", &[]).await;
     app.set_disabled("alice", true).await;
 
-    let response = app.browser().login("alice", PASSWORD).await;
+    let right = app.browser().login("alice", PASSWORD).await;
+    let wrong = app.browser().login("alice", "not the password").await;
 
-    assert_eq!(response.status, 401);
-    assert!(response.body.contains("Invalid user name or password."));
+    // Only someone who knows the password learns that the account is disabled.
+    assert_eq!(right.status, 403);
+    assert!(
+        right.body.contains("This account is disabled."),
+        "{}",
+        right.body
+    );
+    assert!(!right.body.contains("Invalid user name or password."));
+    assert_eq!(wrong.status, 401);
+    assert!(wrong.body.contains("Invalid user name or password."));
+    assert!(!wrong.body.contains("disabled"));
+}
+
+/// Where a dead credential sends a browser, and what the login page then says.
+async fn sent_to_login(app: &TestApp, browser: &Browser) -> (String, String) {
+    if app.backend == Backend::Jwt {
+        // Plain JWT: the access token outlives a revocation; the refresh is what is refused.
+        app.expire_access_tokens();
+    }
+    let page = browser.get("/account/sessions").await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    let location = page.header("location").unwrap().to_owned();
+    let login = app.browser().get(&location).await;
+    assert_eq!(login.status, 200);
+    (location, login.body)
+}
+
+async fn login_page_says_why_the_session_ended(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.session.idle_timeout_secs = 3600).await;
+    let revoked = app.logged_in("alice", &[]).await;
+    let signed_out = app.logged_in("bob", &[]).await;
+    let copy_of_signed_out = app.browser();
+    copy_of_signed_out.set_jar(signed_out.jar());
+    let idle = app.logged_in("carol", &[]).await;
+
+    // Act: one session revoked by an operator, one signed out (its copy comes back), and
+    // one left idle past its timeout.
+    app.operator().revoke_all("alice", None).await.unwrap();
+    let logout = signed_out.logout().await;
+    let (ended_at, ended_page) = sent_to_login(&app, &revoked).await;
+    let (copy_at, copy_page) = sent_to_login(&app, &copy_of_signed_out).await;
+    app.clock.advance(3601);
+    let (expired_at, expired_page) = sent_to_login(&app, &idle).await;
+    let anonymous = app.browser().get("/account/sessions").await;
+
+    // Assert
+    assert_eq!(logout.header("location"), Some("/login?why=signed-out"));
+    assert_eq!(ended_at, "/login?next=%2Faccount%2Fsessions&why=ended");
+    assert!(
+        ended_page.contains("Your session was ended."),
+        "{ended_page}"
+    );
+    assert_eq!(copy_at, "/login?next=%2Faccount%2Fsessions&why=signed-out");
+    assert!(copy_page.contains("You signed out."));
+    assert_eq!(expired_at, "/login?next=%2Faccount%2Fsessions&why=expired");
+    assert!(expired_page.contains("Your session expired."));
+    assert_eq!(
+        anonymous.header("location"),
+        Some("/login?next=%2Faccount%2Fsessions"),
+        "no session named, nothing to explain"
+    );
+    let forged = app.browser().get("/login?why=%3Cscript%3E").await;
+    assert_eq!(forged.status, 200);
+    for sentence in ["was ended", "expired", "signed out", "script"] {
+        assert!(!forged.body.contains(sentence), "{sentence}");
+    }
 }
 
 async fn unknown_forged_and_malformed_cookies_are_anonymous(backend: Backend) {
@@ -280,7 +346,7 @@ async fn logout_deletes_session_and_replay_is_refused(backend: Backend) {
     let response = alice.logout().await;
 
     assert_eq!(response.status, 303);
-    assert_eq!(response.header("location"), Some("/login"));
+    assert_eq!(response.header("location"), Some("/login?why=signed-out"));
     let cleared: Vec<_> = response.set_cookies();
     assert!(!cleared.is_empty());
     for cookie in cleared {
@@ -293,7 +359,11 @@ async fn logout_deletes_session_and_replay_is_refused(backend: Backend) {
     app.assert_revoked(&[&replay]).await;
     let page = replay.get("/admin").await;
     assert_eq!(page.status, 303);
-    assert_eq!(page.header("location"), Some("/login?next=%2Fadmin"));
+    assert!(
+        page.header("location")
+            .unwrap()
+            .starts_with("/login?next=%2Fadmin"),
+    );
     assert!(
         app.store
             .user_session_hashes("alice")

@@ -4,6 +4,7 @@ use serde::Deserialize;
 
 use super::{ip, operator, require_step_up};
 use crate::auth::Identity;
+use crate::auth::identity::{LoginReason, login_location};
 use crate::error::PageError;
 use crate::routes::confirm::{self, Question};
 use crate::routes::flash::{self, Flash};
@@ -112,7 +113,10 @@ pub async fn revoke(
         operator(&state, &identity, &ip)
             .audit(crate::audit::Action::Logout, &identity.username, &detail)
             .await?;
-        return Ok(see_other("/login"));
+        return Ok(see_other(&login_location(
+            "/",
+            Some(LoginReason::SignedOut),
+        )));
     }
     if let Some(step_up) = require_step_up(&identity, &state, "/account/sessions") {
         return Ok(step_up);

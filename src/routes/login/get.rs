@@ -3,6 +3,7 @@ use actix_web::{HttpResponse, http::StatusCode, web};
 use serde::Deserialize;
 
 use super::LoginPage;
+use crate::auth::identity::LoginReason;
 use crate::auth::{MaybeIdentity, csrf};
 use crate::error::PageError;
 use crate::routes::{safe_next, see_other};
@@ -10,6 +11,7 @@ use crate::routes::{safe_next, see_other};
 #[derive(Deserialize)]
 pub struct LoginQuery {
     next: Option<String>,
+    why: Option<String>,
 }
 
 /// Shows the form. An anonymous visitor gets a pre-login session here, so the form's CSRF
@@ -20,7 +22,12 @@ pub async fn get(
     session: Session,
     query: Option<web::Query<LoginQuery>>,
 ) -> Result<HttpResponse, PageError> {
-    let next = query.and_then(|q| q.into_inner().next);
+    let query = query.map(web::Query::into_inner);
+    let why = query
+        .as_ref()
+        .and_then(|q| q.why.as_deref())
+        .and_then(LoginReason::from_param);
+    let next = query.and_then(|q| q.next);
     let next = next.as_deref().map(|n| safe_next(Some(n)));
     if identity.0.is_some() {
         return Ok(see_other(next.as_deref().unwrap_or("/")));
@@ -31,6 +38,7 @@ pub async fn get(
         next: next.as_deref().filter(|n| *n != "/"),
         username: "",
         message: None,
+        notice: why.map(LoginReason::message),
         nav: None,
     }
     .respond(StatusCode::OK)

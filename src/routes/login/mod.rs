@@ -15,6 +15,8 @@ pub struct LoginPage<'a> {
     pub next: Option<&'a str>,
     pub username: &'a str,
     pub message: Option<&'a str>,
+    /// Why the person is here ("Your session was ended"), from the redirect that sent them.
+    pub notice: Option<&'a str>,
     pub nav: Option<crate::routes::Nav>,
 }
 

@@ -23,6 +23,7 @@ pub struct LoginForm {
 
 /// One message for every failure, so the page never tells whether the account exists.
 const INVALID_CREDENTIALS: &str = "Invalid user name or password.";
+const ACCOUNT_DISABLED: &str = "This account is disabled. Ask an administrator to enable it.";
 
 #[tracing::instrument(name = "login", skip_all, fields(username = tracing::field::Empty))]
 pub async fn post(
@@ -53,6 +54,7 @@ pub async fn post(
             next: Some(next.as_str()).filter(|n| *n != "/"),
             username: &typed_name,
             message: Some(message),
+            notice: None,
             nav: None,
         }
         .respond(status)
@@ -95,6 +97,15 @@ pub async fn post(
     };
     let password_ok = password::verify_password(phc, candidate, &state.metrics).await?;
 
+    // Only someone who knows the password learns that the account is disabled: anyone else
+    // gets the one message for every failure.
+    if let Some(user) = user.as_ref().filter(|_| password_ok && !usable) {
+        state
+            .audit(Action::LoginFailed, "", &user.name, "account disabled", &ip)
+            .await?;
+        tracing::info!(ip, "login refused: account disabled");
+        return retry_page(ACCOUNT_DISABLED, StatusCode::FORBIDDEN);
+    }
     let Some(user) = user.filter(|_| password_ok && usable) else {
         throttle.record_failure().await?;
         state

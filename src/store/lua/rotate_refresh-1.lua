@@ -7,8 +7,9 @@
 -- ARGV[7]   hash of the presented token                 ARGV[8]  hash of the new token
 -- ARGV[9]   reuse grace (s)         ARGV[10] activity prefix {p}active: ARGV[11] activity TTL (s)
 -- ARGV[12]  deny prefix {p}deny:    ARGV[13] deny marker TTL (s)
+-- ARGV[14]  ending note prefix {p}gone: (a reused token ends the family: say so at login)
 -- Returns   {'rotated', uid, roles, auth_at, created} | {'raced'} | {'reused', uid} | {'gone'}
--- User, index, activity and deny keys are derived, not declared: standalone Redis only,
+-- User, index, activity, deny and note keys are derived, not declared: standalone Redis only,
 -- until the cluster key schema declares them.
 local raw = redis.call('HGETALL', KEYS[1])
 if #raw == 0 then return {'gone'} end
@@ -43,4 +44,6 @@ if s['prt'] == ARGV[7] and now - (tonumber(s['rot']) or 0) <= tonumber(ARGV[9]) 
   return {'raced'}
 end
 drop()
+local left = math.min(seen + idle, created + absolute) - now
+if left > 0 then redis.call('SET', ARGV[14] .. ARGV[6], 'e', 'EX', left) end
 return {'reused', uid}
