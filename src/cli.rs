@@ -167,6 +167,7 @@ async fn user_command(
         metrics: &metrics,
         name: "cli",
         ip: "local",
+        known_roles: &settings.auth.roles,
     };
     Ok(match command {
         UserCommand::Add {

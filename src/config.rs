@@ -117,6 +117,21 @@ pub struct AuthSettings {
     /// Sensitive actions (ending other sessions, changing a password, granting admin) need the
     /// password typed within this many seconds.
     pub step_up_window_secs: u64,
+    /// Roles an admin can give; `admin` is built in and need not be listed.
+    pub roles: Vec<String>,
+}
+
+impl AuthSettings {
+    /// Every role that can be given: `admin`, then the configured ones.
+    pub fn known_roles(&self) -> Vec<String> {
+        let mut known = vec!["admin".to_owned()];
+        for role in &self.roles {
+            if !known.contains(role) {
+                known.push(role.clone());
+            }
+        }
+        known
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -175,6 +190,7 @@ impl Default for Settings {
             auth: AuthSettings {
                 mode: AuthMode::Session,
                 step_up_window_secs: 600,
+                roles: vec!["editor".into(), "viewer".into()],
             },
             session: SessionSettings {
                 idle_timeout_secs: 1800,
@@ -254,6 +270,12 @@ impl Settings {
         }
         if self.jwt.max_token_bytes < 256 {
             return Err(invalid("jwt.max_token_bytes", "must be at least 256"));
+        }
+        if crate::users::validate_roles(&self.auth.roles).is_err() {
+            return Err(invalid(
+                "auth.roles",
+                "each role is 1-32 characters of a-z, 0-9, '_' and '-', starting with a letter",
+            ));
         }
         if self.throttle.window_secs == 0 {
             return Err(invalid("throttle.window_secs", "must be positive"));

@@ -133,9 +133,10 @@ pub fn user_error_status(err: &crate::users::UserError) -> StatusCode {
         UserError::NotFound(_) => StatusCode::NOT_FOUND,
         UserError::Exists(_) | UserError::LastAdmin => StatusCode::CONFLICT,
         UserError::WrongPassword => StatusCode::FORBIDDEN,
-        UserError::BadName | UserError::BadRole | UserError::WeakPassword(_) => {
-            StatusCode::BAD_REQUEST
-        }
+        UserError::BadName
+        | UserError::BadRole
+        | UserError::UnknownRole { .. }
+        | UserError::WeakPassword(_) => StatusCode::BAD_REQUEST,
         UserError::Store(e) => store_error_status(e.class()),
         UserError::Password(_) | UserError::Random(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }

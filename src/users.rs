@@ -16,6 +16,8 @@ pub enum UserError {
     BadName,
     #[error("A role is 1-32 characters of a-z, 0-9, '_' and '-', starting with a letter.")]
     BadRole,
+    #[error("There is no role named {role}. The roles are: {known}.")]
+    UnknownRole { role: String, known: String },
     #[error("{0}")]
     WeakPassword(#[from] WeakPassword),
     #[error("That would leave no enabled admin.")]
@@ -79,6 +81,8 @@ pub struct Operator<'a> {
     pub metrics: &'a Metrics,
     pub name: &'a str,
     pub ip: &'a str,
+    /// The roles that can be given besides `admin` (`auth.roles`).
+    pub known_roles: &'a [String],
 }
 
 impl Operator<'_> {
@@ -110,6 +114,29 @@ impl Operator<'_> {
         audit::record(self.store, self.metrics, self.clock.now(), event).await
     }
 
+    /// `roles` if each is one that can be given, or one the user already has (a role taken off
+    /// `auth.roles` stays until someone removes it, without blocking other changes).
+    fn known(&self, roles: Vec<String>, has: &[String]) -> Result<Vec<String>, UserError> {
+        let known = |role: &String| {
+            role == "admin" || self.known_roles.contains(role) || has.contains(role)
+        };
+        match roles.iter().find(|role| !known(role)) {
+            Some(role) => Err(UserError::UnknownRole {
+                role: role.clone(),
+                known: std::iter::once("admin")
+                    .chain(
+                        self.known_roles
+                            .iter()
+                            .map(String::as_str)
+                            .filter(|r| *r != "admin"),
+                    )
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+            None => Ok(roles),
+        }
+    }
+
     fn guard_result(&self, name: &str, change: GuardedChange) -> Result<(), UserError> {
         match change {
             GuardedChange::Done => Ok(()),
@@ -127,7 +154,7 @@ impl Operator<'_> {
         roles: &[String],
     ) -> Result<UserRecord, UserError> {
         let name = normalize_name(name)?;
-        let roles = validate_roles(roles)?;
+        let roles = self.known(validate_roles(roles)?, &[])?;
         password::check_strength(password, &name)?;
         let user = insert_user(self.store, self.clock, &name, password, &roles).await?;
         self.audit(
@@ -155,6 +182,7 @@ impl Operator<'_> {
             .await?
             .ok_or_else(|| UserError::NotFound(name.clone()))?
             .roles;
+        let roles = self.known(roles, &before)?;
         let change = self
             .store
             .set_roles(&name, &roles, protect_last_admin)

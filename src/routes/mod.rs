@@ -234,12 +234,66 @@ pub fn seen_note(settings: &crate::config::Settings) -> String {
     )
 }
 
-/// Roles typed into a form: separated by spaces or commas.
+/// Roles typed into a form or an address: separated by spaces or commas.
 pub fn parse_roles(input: &str) -> Vec<String> {
     input
         .split(|c: char| c == ',' || c.is_whitespace())
         .filter(|r| !r.is_empty())
         .map(str::to_owned)
+        .collect()
+}
+
+/// The prefix of a role checkbox's name: `role:editor` is ticked when the form sends it.
+pub const ROLE_CHECKBOX: &str = "role:";
+
+/// The roles a form sent: its ticked `role:{name}` checkboxes, and a `roles` text field
+/// (names separated by spaces or commas) for scripts and older pages.
+pub fn roles_sent(
+    text: Option<&str>,
+    fields: &std::collections::HashMap<String, String>,
+) -> Vec<String> {
+    let mut roles = parse_roles(text.unwrap_or_default());
+    let mut ticked: Vec<&str> = fields
+        .keys()
+        .filter_map(|key| key.strip_prefix(ROLE_CHECKBOX))
+        .filter(|role| !role.is_empty())
+        .collect();
+    // A map has no order; sorted, the saved list does not depend on hashing.
+    ticked.sort_unstable();
+    for role in ticked {
+        if !roles.iter().any(|r| r == role) {
+            roles.push(role.to_owned());
+        }
+    }
+    roles
+}
+
+/// One checkbox of a roles form.
+pub struct RoleChoice {
+    pub name: String,
+    pub checked: bool,
+    /// False for a role the user has that `auth.roles` no longer lists.
+    pub configured: bool,
+}
+
+/// The checkboxes of a roles form: every role that can be given, then any other role the
+/// user still has; `checked` are ticked.
+pub fn role_choices(
+    settings: &crate::config::Settings,
+    has: &[String],
+    checked: &[String],
+) -> Vec<RoleChoice> {
+    let known = settings.auth.known_roles();
+    let extra = has.iter().filter(|role| !known.contains(role));
+    known
+        .iter()
+        .map(|name| (name, true))
+        .chain(extra.map(|name| (name, false)))
+        .map(|(name, configured)| RoleChoice {
+            name: name.clone(),
+            checked: checked.contains(name),
+            configured,
+        })
         .collect()
 }
 

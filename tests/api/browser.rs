@@ -176,9 +176,9 @@ async fn an_admin_revokes_and_demotes_a_user_in_another_browser() {
         .goto(&format!("{}/admin/users/alice", app.address))
         .await
         .unwrap();
-    let roles = admin.find(Locator::Id("roles-input")).await.unwrap();
-    roles.clear().await.unwrap();
-    roles.send_keys("editor").await.unwrap();
+    assert!(is_checked(&admin, "role-admin").await);
+    assert!(is_checked(&admin, "role-editor").await);
+    click(&admin, Locator::Id("role-admin")).await;
     click(&admin, Locator::Id("save-roles")).await;
     admin
         .wait()
@@ -326,7 +326,8 @@ async fn destructive_actions_ask_first_reloading_repeats_nothing_and_refused_for
         .unwrap();
     fill(&admin, "name", "gina").await;
     fill(&admin, "password", "violet harbour lantern mist").await;
-    fill(&admin, "roles", "editor viewer").await;
+    click(&admin, Locator::Id("role-editor")).await;
+    click(&admin, Locator::Id("role-viewer")).await;
     click(
         &admin,
         Locator::Css("form[action='/admin/users'][method='post'] button"),
@@ -338,10 +339,24 @@ async fn destructive_actions_ask_first_reloading_repeats_nothing_and_refused_for
     // navigation still there.
     assert_eq!(error, "A user named gina already exists.");
     assert_eq!(value_of(&admin, "name").await, "gina");
-    assert_eq!(value_of(&admin, "roles").await, "editor viewer");
+    assert!(is_checked(&admin, "role-editor").await);
+    assert!(is_checked(&admin, "role-viewer").await);
+    assert!(!is_checked(&admin, "role-admin").await);
     assert_eq!(value_of(&admin, "password").await, "");
     assert!(admin.find(Locator::Id("nav-logout")).await.is_ok());
     admin.close().await.unwrap();
+}
+
+async fn is_checked(browser: &fantoccini::Client, id: &str) -> bool {
+    browser
+        .find(Locator::Id(id))
+        .await
+        .unwrap()
+        .prop("checked")
+        .await
+        .unwrap()
+        .as_deref()
+        == Some("true")
 }
 
 async fn click(browser: &fantoccini::Client, locator: Locator<'_>) {

@@ -75,7 +75,8 @@ async fn user_commands_take_effect_on_live_sessions() {
     assert_eq!(bob.me_status().await, 401);
     assert_eq!(
         app.browser().login("bob", "a long password").await.status,
-        401
+        403,
+        "the right password for a disabled account: 'This account is disabled'"
     );
 
     let enable = sessiond(&url, "cli:", &["user", "enable", "bob"], "");

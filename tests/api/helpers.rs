@@ -194,6 +194,7 @@ impl TestApp {
             metrics: &self.metrics,
             name: "test",
             ip: "127.0.0.1",
+            known_roles: &self.settings.auth.roles,
         }
     }
 

@@ -39,6 +39,7 @@ pub fn operator<'a>(
         metrics: &state.metrics,
         name: &identity.username,
         ip,
+        known_roles: &state.settings.auth.roles,
     }
 }
 

@@ -8,7 +8,7 @@ use crate::auth::identity::{LoginReason, login_location};
 use crate::error::PageError;
 use crate::routes::confirm::{self, Question};
 use crate::routes::flash::{self, Flash};
-use crate::routes::{FieldError, Nav, When, html, see_other};
+use crate::routes::{FieldError, Nav, When, encode_query_value, html, see_other};
 use crate::state::AppState;
 
 pub struct SessionRow {
@@ -81,13 +81,66 @@ pub async fn page(
     )
 }
 
-/// `GET /account/sessions`: every live session of the signed-in user, this one marked.
+#[derive(Deserialize)]
+pub struct SessionsQuery {
+    /// Back from confirming the password: the action that asked for it (`revoke-others`, or
+    /// `revoke` with `handle`), offered again on its confirmation page.
+    resume: Option<String>,
+    handle: Option<String>,
+}
+
+const SESSIONS_PATH: &str = "/account/sessions";
+
+fn revoke_others_question() -> Question<'static> {
+    Question {
+        title: "Sign out everywhere else?",
+        question: "Sign out of every other session? Each other browser and device signed in as you is signed out at its next request; this one stays signed in.".to_owned(),
+        button: "Sign out all other sessions".to_owned(),
+        action: "/account/sessions/revoke-others",
+        cancel: SESSIONS_PATH,
+        back: None,
+    }
+}
+
+/// `GET /account/sessions`: every live session of the signed-in user, this one marked. With
+/// `resume=`, the action a step-up interrupted, to confirm once more.
 #[tracing::instrument(name = "your sessions", skip_all, fields(username = %identity.username))]
 pub async fn get(
     req: HttpRequest,
     identity: Identity,
+    query: web::Query<SessionsQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
+    match (query.resume.as_deref(), query.handle.as_deref()) {
+        (Some("revoke-others"), _) => return confirm::ask(&identity, revoke_others_question()),
+        (Some("revoke"), Some(handle)) => {
+            // Only a session of this user is offered: the handle comes from the address.
+            let session = state
+                .store
+                .sessions_of(&identity.username)
+                .await?
+                .into_iter()
+                .find(|s| s.handle == handle && s.handle != identity.handle);
+            if let Some(session) = session {
+                let action = format!("/account/sessions/{}/revoke", session.handle);
+                return confirm::ask(
+                    &identity,
+                    Question {
+                        title: "End that session?",
+                        question: format!(
+                            "End the session on {} from {}? It is signed out at its next request.",
+                            session.device, session.ip
+                        ),
+                        button: "End that session".to_owned(),
+                        action: &action,
+                        cancel: SESSIONS_PATH,
+                        back: None,
+                    },
+                );
+            }
+        }
+        _ => {}
+    }
     let notice = flash::take_notice(&req, &state, &identity).await?;
     let mut response = page(&identity, &state, notice, None, StatusCode::OK).await?;
     flash::clear(&req, &mut response);
@@ -118,7 +171,11 @@ pub async fn revoke(
             Some(LoginReason::SignedOut),
         )));
     }
-    if let Some(step_up) = require_step_up(&identity, &state, "/account/sessions") {
+    let back = format!(
+        "{SESSIONS_PATH}?resume=revoke&handle={}",
+        encode_query_value(&handle)
+    );
+    if let Some(step_up) = require_step_up(&identity, &state, &back) {
         return Ok(step_up);
     }
     let revoked = operator(&state, &identity, &ip)
@@ -148,19 +205,10 @@ pub async fn revoke_others(
 ) -> Result<HttpResponse, PageError> {
     identity.verify_csrf(form.csrf.as_deref())?;
     if !confirm::confirmed(form.confirm.as_deref()) {
-        return confirm::ask(
-            &identity,
-            Question {
-                title: "Sign out everywhere else?",
-                question: "Sign out of every other session? Each other browser and device signed in as you is signed out at its next request; this one stays signed in.".to_owned(),
-                button: "Sign out all other sessions".to_owned(),
-                action: "/account/sessions/revoke-others",
-                cancel: "/account/sessions",
-                back: None,
-            },
-        );
+        return confirm::ask(&identity, revoke_others_question());
     }
-    if let Some(step_up) = require_step_up(&identity, &state, "/account/sessions") {
+    let back = format!("{SESSIONS_PATH}?resume=revoke-others");
+    if let Some(step_up) = require_step_up(&identity, &state, &back) {
         return Ok(step_up);
     }
     let ip = ip(&req, &state);

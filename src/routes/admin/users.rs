@@ -1,3 +1,5 @@
+use std::collections::HashMap;
+
 use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use askama::Template;
 use serde::Deserialize;
@@ -9,7 +11,10 @@ use crate::routes::account::{ip, operator, require_step_up};
 use crate::routes::confirm::{self, Question};
 use crate::routes::flash::{self, Flash};
 use crate::routes::paging::{name_cursor, search_text};
-use crate::routes::{FieldError, Nav, When, encode_query_value, html, parse_roles, sessions_count};
+use crate::routes::{
+    FieldError, Nav, RoleChoice, When, encode_query_value, html, parse_roles, role_choices,
+    roles_sent, sessions_count,
+};
 use crate::state::AppState;
 use crate::store::{UserSummary, is_admin};
 use crate::users::{UserError, normalize_name};
@@ -27,6 +32,7 @@ struct UsersPage {
     notice: Option<String>,
     /// The create form as it was sent, when it was refused (never the password).
     create: CreateView,
+    role_choices: Vec<RoleChoice>,
 }
 
 impl UsersPage {
@@ -38,7 +44,7 @@ impl UsersPage {
 #[derive(Default)]
 struct CreateView {
     name: String,
-    roles: String,
+    roles: Vec<String>,
     error: Option<FieldError>,
 }
 
@@ -46,6 +52,9 @@ struct CreateView {
 pub struct UsersQuery {
     q: Option<String>,
     after: Option<String>,
+    /// The create form filled in again after a step-up (never the password).
+    name: Option<String>,
+    roles: Option<String>,
 }
 
 /// `GET /admin/users?q=prefix&after=cursor`
@@ -59,14 +68,29 @@ pub async fn list(
     require_admin(&identity, &req)?;
     let prefix = search_text("q", query.q.as_deref())?;
     let after = name_cursor("after", query.after.as_deref())?;
-    let notice = flash::take_notice(&req, &state, &identity).await?;
+    let mut notice = flash::take_notice(&req, &state, &identity).await?;
+    let create = match &query.name {
+        // Back from confirming the password: the form as it was, but the password.
+        Some(name) => {
+            notice.get_or_insert_with(|| {
+                "Password confirmed. Type the new user's password again and press Create."
+                    .to_owned()
+            });
+            CreateView {
+                name: name.chars().take(64).collect(),
+                roles: parse_roles(query.roles.as_deref().unwrap_or_default()),
+                error: None,
+            }
+        }
+        None => CreateView::default(),
+    };
     let mut response = users_page(
         &identity,
         &state,
         &prefix,
         after.as_deref(),
         notice,
-        CreateView::default(),
+        create,
         StatusCode::OK,
     )
     .await?;
@@ -94,6 +118,7 @@ async fn users_page(
             query: prefix.to_owned(),
             next: page.next,
             notice,
+            role_choices: role_choices(&state.settings, &[], &create.roles),
             create,
         },
     )
@@ -105,6 +130,9 @@ pub struct CreateForm {
     password: String,
     roles: Option<String>,
     csrf: Option<String>,
+    /// The ticked `role:{name}` checkboxes.
+    #[serde(flatten)]
+    checkboxes: HashMap<String, String>,
 }
 
 /// `POST /admin/users`: creates a user; creating an admin needs a recent password. A refused
@@ -119,10 +147,14 @@ pub async fn create(
     require_admin(&identity, &req)?;
     identity.verify_csrf(form.csrf.as_deref())?;
     let form = form.into_inner();
-    let roles_input = form.roles.unwrap_or_default();
-    let roles = parse_roles(&roles_input);
+    let roles = roles_sent(form.roles.as_deref(), &form.checkboxes);
+    let back = format!(
+        "/admin/users?name={}&roles={}#create",
+        encode_query_value(&form.name),
+        encode_query_value(&roles.join(","))
+    );
     if is_admin(&roles)
-        && let Some(step_up) = require_step_up(&identity, &state, "/admin/users")
+        && let Some(step_up) = require_step_up(&identity, &state, &back)
     {
         return Ok(step_up);
     }
@@ -140,7 +172,7 @@ pub async fn create(
     let field = match &refused {
         UserError::BadName | UserError::Exists(_) => "name",
         UserError::WeakPassword(_) => "password",
-        UserError::BadRole => "roles",
+        UserError::BadRole | UserError::UnknownRole { .. } => "roles",
         _ => return Err(refused.into()),
     };
     users_page(
@@ -151,7 +183,7 @@ pub async fn create(
         None,
         CreateView {
             name: form.name,
-            roles: roles_input,
+            roles,
             error: Some(FieldError {
                 field,
                 message: refused.to_string(),
@@ -173,8 +205,7 @@ struct UserPage {
     notice: Option<String>,
     /// A password just generated for this user: shown on this one page load.
     new_password: Option<String>,
-    /// The roles form as sent, when it was refused.
-    roles_input: Option<String>,
+    role_choices: Vec<RoleChoice>,
     error: Option<FieldError>,
     revoke_note: String,
     seen_note: String,
@@ -215,7 +246,8 @@ impl SessionRow {
 #[derive(Default)]
 struct UserView {
     flash: Option<Flash>,
-    roles_input: Option<String>,
+    /// The roles form as sent (refused, or back from a step-up), instead of the user's roles.
+    roles_sent: Option<Vec<String>>,
     error: Option<FieldError>,
 }
 
@@ -252,6 +284,8 @@ async fn user_page(
         .into_iter()
         .map(AuditRow::from)
         .collect();
+    let checked = view.roles_sent.as_deref().unwrap_or(&user.roles);
+    let role_choices = role_choices(&state.settings, &user.roles, checked);
     let (notice, new_password) = match view.flash {
         Some(Flash::Notice { text }) => (Some(text), None),
         Some(Flash::NewPassword {
@@ -271,7 +305,7 @@ async fn user_page(
             audit,
             notice,
             new_password,
-            roles_input: view.roles_input,
+            role_choices,
             error: view.error,
             revoke_note: revoke_note(state),
             seen_note: crate::routes::seen_note(&state.settings),
@@ -279,18 +313,33 @@ async fn user_page(
     )
 }
 
-/// `GET /admin/users/{name}`
+#[derive(Deserialize)]
+pub struct UserQuery {
+    /// The roles form filled in again after a step-up.
+    roles: Option<String>,
+}
+
+/// `GET /admin/users/{name}?roles=`
 #[tracing::instrument(name = "admin user", skip_all, fields(username = %identity.username))]
 pub async fn show(
     req: HttpRequest,
     identity: Identity,
     name: web::Path<String>,
+    query: web::Query<UserQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     require_admin(&identity, &req)?;
-    let flash = flash::take(&req, &state, &identity).await?;
+    let mut flash = flash::take(&req, &state, &identity).await?;
+    // Back from confirming the password: the roles form as it was sent, not yet saved.
+    let roles_sent = query.roles.as_deref().map(parse_roles);
+    if roles_sent.is_some() && flash.is_none() {
+        flash = Some(Flash::notice(
+            "Password confirmed. Press Save roles to finish.".to_owned(),
+        ));
+    }
     let view = UserView {
         flash,
+        roles_sent,
         ..UserView::default()
     };
     let mut response = user_page(&identity, &state, &name, view, StatusCode::OK).await?;
@@ -306,7 +355,7 @@ async fn refused_on_user_page(
     name: &str,
     err: UserError,
     field: &'static str,
-    roles_input: Option<String>,
+    roles_sent: Option<Vec<String>>,
 ) -> Result<HttpResponse, PageError> {
     let status = user_error_status(&err);
     if matches!(err, UserError::NotFound(_)) {
@@ -314,7 +363,7 @@ async fn refused_on_user_page(
     }
     let view = UserView {
         flash: None,
-        roles_input,
+        roles_sent,
         error: Some(FieldError {
             field,
             message: err.to_string(),
@@ -335,6 +384,9 @@ pub struct CsrfForm {
 pub struct RolesForm {
     roles: Option<String>,
     csrf: Option<String>,
+    /// The ticked `role:{name}` checkboxes.
+    #[serde(flatten)]
+    checkboxes: HashMap<String, String>,
 }
 
 fn user_path(name: &str) -> String {
@@ -354,14 +406,19 @@ pub async fn set_roles(
     require_admin(&identity, &req)?;
     identity.verify_csrf(form.csrf.as_deref())?;
     let name = name.into_inner();
-    let roles = parse_roles(form.roles.as_deref().unwrap_or_default());
+    let roles = roles_sent(form.roles.as_deref(), &form.checkboxes);
     let grants_admin = is_admin(&roles)
         && !state
             .store
             .user(&name)
             .await?
             .is_some_and(|u| is_admin(&u.roles));
-    if grants_admin && let Some(step_up) = require_step_up(&identity, &state, &user_path(&name)) {
+    let back = format!(
+        "{}?roles={}#roles-form",
+        user_path(&name),
+        encode_query_value(&roles.join(","))
+    );
+    if grants_admin && let Some(step_up) = require_step_up(&identity, &state, &back) {
         return Ok(step_up);
     }
     let ip = ip(&req, &state);
@@ -373,8 +430,8 @@ pub async fn set_roles(
             let notice = Flash::notice(format!("Roles of {name} saved."));
             flash::redirect(&state, &identity, &user_path(&name), notice).await
         }
-        Err(err @ (UserError::BadRole | UserError::LastAdmin)) => {
-            refused_on_user_page(&identity, &state, &name, err, "roles", form.roles.clone()).await
+        Err(err @ (UserError::BadRole | UserError::UnknownRole { .. } | UserError::LastAdmin)) => {
+            refused_on_user_page(&identity, &state, &name, err, "roles", Some(roles)).await
         }
         Err(err) => Err(err.into()),
     }

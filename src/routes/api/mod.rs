@@ -76,6 +76,7 @@ impl ResponseError for ApiError {
             ApiError::User(UserError::Exists(_)) => "exists",
             ApiError::User(UserError::WeakPassword(_)) => "weak_password",
             ApiError::User(UserError::WrongPassword) => "wrong_password",
+            ApiError::User(UserError::UnknownRole { .. }) => "unknown_role",
             ApiError::User(_) | ApiError::Invalid(_) => "invalid",
             ApiError::Store(_) => "internal",
             ApiError::Internal(e) => {
