@@ -35,6 +35,7 @@ fn store_with_session(rt: &tokio::runtime::Runtime, url: &str) -> (Store, String
             roles: vec!["editor".into()],
             disabled: false,
             created: 0,
+            last_login: 0,
         };
         store.create_user(&user).await.expect("user");
         let fields = vec![

@@ -18,6 +18,7 @@ pub enum Action {
     UserEnabled,
     UserCreated,
     UserDeleted,
+    UserUnlocked,
     PasswordChanged,
     PasswordReset,
     StepUp,
@@ -25,6 +26,30 @@ pub enum Action {
 }
 
 impl Action {
+    /// Every action, in the order the audit filter offers them.
+    pub const ALL: [Action; 16] = [
+        Action::LoginSucceeded,
+        Action::LoginFailed,
+        Action::LoginThrottled,
+        Action::Logout,
+        Action::SessionRevoked,
+        Action::AllSessionsRevoked,
+        Action::RolesChanged,
+        Action::UserDisabled,
+        Action::UserEnabled,
+        Action::UserCreated,
+        Action::UserDeleted,
+        Action::UserUnlocked,
+        Action::PasswordChanged,
+        Action::PasswordReset,
+        Action::StepUp,
+        Action::RefreshReuse,
+    ];
+
+    pub fn from_code(code: &str) -> Option<Action> {
+        Action::ALL.into_iter().find(|a| a.as_str() == code)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Action::LoginSucceeded => "login",
@@ -38,6 +63,7 @@ impl Action {
             Action::UserEnabled => "user_enabled",
             Action::UserCreated => "user_created",
             Action::UserDeleted => "user_deleted",
+            Action::UserUnlocked => "user_unlocked",
             Action::PasswordChanged => "password_changed",
             Action::PasswordReset => "password_reset",
             Action::StepUp => "step_up",

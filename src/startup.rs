@@ -119,6 +119,19 @@ impl Application {
                 .map_err(crate::auth::password::PasswordError::from)??
                 .into();
 
+        // Users created by a version without the name index enter it once, in the background:
+        // until then a search may miss them, nothing else depends on it.
+        let indexing = store.clone();
+        actix_web::rt::spawn(async move {
+            match indexing.index_user_names().await {
+                Ok(0) => {}
+                Ok(users) => tracing::info!(users, "entered existing users in the name index"),
+                Err(e) => tracing::error!(
+                    error = %e,
+                    "could not build the name index; user search may miss older users until the next start"
+                ),
+            }
+        });
         if settings.server.active_sessions_refresh_secs > 0 {
             let every = Duration::from_secs(settings.server.active_sessions_refresh_secs);
             actix_web::rt::spawn(refresh_active_sessions(

@@ -244,6 +244,20 @@ impl Operator<'_> {
         Ok(ended)
     }
 
+    /// Clears the account's failed-login counter, so a throttled account can sign in again at
+    /// once (the per-IP counters stay: they are about where guesses come from, not whom).
+    pub async fn unlock(&self, name: &str) -> Result<(), UserError> {
+        let name = normalize_name(name)?;
+        if self.store.user(&name).await?.is_none() {
+            return Err(UserError::NotFound(name));
+        }
+        self.store
+            .reset_counters(&[crate::auth::throttle::account_counter(&name)])
+            .await?;
+        self.audit(Action::UserUnlocked, &name, "").await?;
+        Ok(())
+    }
+
     /// Ends one session of `user`, named by its handle; false when `user` has no such session.
     pub async fn revoke_session(&self, user: &str, handle: &str) -> Result<bool, UserError> {
         let revoked = self.store.revoke_session(user, handle).await?;
@@ -308,6 +322,7 @@ async fn insert_user(
         phc,
         roles: roles.to_vec(),
         disabled: false,
+        last_login: 0,
         created: clock.now(),
     };
     if store.create_user(&user).await? {

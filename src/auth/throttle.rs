@@ -11,6 +11,11 @@ pub struct LoginThrottle<'a> {
     counters: [String; 2],
 }
 
+/// The failed-login counter of one account.
+pub fn account_counter(username: &str) -> String {
+    format!("acct:{username}")
+}
+
 /// The login may go ahead, or must wait this many seconds.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -28,7 +33,7 @@ impl<'a> LoginThrottle<'a> {
         LoginThrottle {
             store,
             settings,
-            counters: [format!("acct:{username}"), format!("ip:{client_ip}")],
+            counters: [account_counter(username), format!("ip:{client_ip}")],
         }
     }
 

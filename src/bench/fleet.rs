@@ -153,6 +153,7 @@ pub async fn add_user(
         roles: roles.iter().map(|r| r.to_string()).collect(),
         disabled: false,
         created: 0,
+        last_login: 0,
     };
     store.create_user(&user).await?;
     Ok(())

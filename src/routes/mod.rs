@@ -58,6 +58,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, sessions: &SessionLayer) {
                 .route(web::post().to(admin::users::create)),
         )
         .service(page("/admin/users/{name}").route(web::get().to(admin::users::show)))
+        .service(page("/admin/users/{name}/unlock").route(web::post().to(admin::users::unlock)))
         .service(page("/admin/users/{name}/roles").route(web::post().to(admin::users::set_roles)))
         .service(
             page("/admin/users/{name}/password-reset")
@@ -96,6 +97,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, sessions: &SessionLayer) {
             page("/api/admin/users/{name}/sessions/{handle}")
                 .route(web::delete().to(api::admin::revoke_session)),
         )
+        .service(page("/api/admin/users/{name}/unlock").route(web::post().to(api::admin::unlock)))
         .service(page("/api/admin/users/{name}/roles").route(web::put().to(api::admin::set_roles)))
         .service(
             page("/api/admin/users/{name}/disabled").route(web::put().to(api::admin::set_disabled)),

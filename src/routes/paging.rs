@@ -67,7 +67,30 @@ pub fn name_cursor(name: &'static str, raw: Option<&str>) -> Result<Option<Strin
     }
 }
 
-/// Text to search user names by (a prefix), lower-cased; empty means everyone.
+/// A cursor into the user listing: a user name when listing everyone, a name-index member
+/// (`suffix:name`) when searching.
+pub fn user_cursor(
+    name: &'static str,
+    text: &str,
+    raw: Option<&str>,
+) -> Result<Option<String>, BadParameter> {
+    let Some(raw) = raw.filter(|r| !r.trim().is_empty()) else {
+        return Ok(None);
+    };
+    if text.is_empty() {
+        return name_cursor(name, Some(raw));
+    }
+    if crate::store::names::is_member(raw) {
+        Ok(Some(raw.to_owned()))
+    } else {
+        Err(BadParameter {
+            name,
+            reason: "expected a cursor from a previous page of this search",
+        })
+    }
+}
+
+/// Text to search user names by (names containing it), lower-cased; empty means everyone.
 pub fn search_text(name: &'static str, raw: Option<&str>) -> Result<String, BadParameter> {
     let text = raw.unwrap_or_default().trim().to_ascii_lowercase();
     if text.len() > MAX_SEARCH_LEN {

@@ -6,11 +6,12 @@
 //! | `{p}us:{user}` | sorted set | absolute timeout, renewed on login | the user's live sessions: member `sid_hash`, score = when that session expires |
 //! | `{p}sessions` | stream | trimmed to the absolute timeout | every authenticated session created, newest last (`h` = sid_hash): the "all sessions" listing |
 //! | `{p}active:{minute}` | HyperLogLog | idle timeout + 2 min | sessions seen in that minute (the "active sessions" estimate) |
-//! | `{p}u:{user}` | hash | none | one user: `phc` (argon2id PHC string), `roles` (comma-separated), `disabled` (`0`/`1`), `created` |
+//! | `{p}u:{user}` | hash | none | one user: `phc` (argon2id PHC string), `roles` (comma-separated), `disabled` (`0`/`1`), `created`, `last_login` |
 //! | `{p}users` | sorted set | none | every user name, score 0, so names list in order with `ZRANGEBYLEX` |
+//! | `{p}users:sfx` | sorted set | none | every suffix of every user name as `suffix:name`, score 0: names containing a text with one `ZRANGEBYLEX` (see `names.rs`); `{p}users:sfx:v1` marks it built for users created before it existed |
 //! | `{p}admins` | set | none | enabled users with role `admin`, kept by the same scripts that change roles and the disabled flag, for the last-admin guard |
 //! | `{p}t:{scope}:{id}` | string (counter) | the throttle window | failed logins per account (`acct`) or per client IP (`ip`) |
-//! | `{p}audit`, `{p}audit:u:{user}` | stream | capped (~10,000 / ~500 entries) | the audit log, globally and per user named in an entry |
+//! | `{p}audit`, `{p}audit:u:{user}`, `{p}audit:a:{action}` | stream | capped (~10,000 / ~500 / ~1,000 entries) | the audit log, globally, per user named in an entry, and per action (the filters read these, never the whole log) |
 //! | `{p}stat:{kind}:{minute}` | string (counter) | 48 h | logins, failed logins and revocations per minute, for the dashboard chart |
 //! | `{p}f:{token_hash}` | string | 2 min | a one-time message for the page after a form (POST-redirect-GET): who it is for and what it says, a generated password included; read and deleted in one `GETDEL` |
 //! | `{p}gone:{sid_hash}` | string | what the session had left to live | why a session ended before its time: `e` revoked, `o` signed out; read only when a cookie names a missing session, so the login page can say why |
@@ -78,6 +79,10 @@ impl Keys {
         }
     }
 
+    pub fn audit_action(&self, action: &str) -> String {
+        format!("{}audit:a:{action}", self.prefix)
+    }
+
     pub fn stat(&self, kind: &str, minute: i64) -> String {
         format!("{}stat:{kind}:{minute}", self.prefix)
     }
@@ -100,6 +105,10 @@ impl Keys {
 
     pub fn users(&self) -> String {
         format!("{}users", self.prefix)
+    }
+
+    pub fn user_suffixes(&self) -> String {
+        format!("{}users:sfx", self.prefix)
     }
 
     /// `counter` is `acct:{user}` or `ip:{address}`.

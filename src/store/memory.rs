@@ -5,10 +5,10 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
 use super::{
-    AUDIT_CAP, AuditEntry, CREATED_FIELD, Counter, DEVICE_FIELD, Ending, GuardedChange,
-    HANDLE_FIELD, IP_FIELD, Page, REFRESH_FIELD, ROLES_FIELD, RefreshOutcome, SEEN_FIELD,
-    STATS_RETENTION_SECS, SessionInfo, SessionPolicy, Stat, StoreError, UID_FIELD, UserRecord,
-    UserSummary, is_admin, minute_of,
+    AUDIT_CAP, AuditEntry, AuditFilter, CREATED_FIELD, Counter, DEVICE_FIELD, Ending,
+    GuardedChange, HANDLE_FIELD, IP_FIELD, Page, REFRESH_FIELD, ROLES_FIELD, RefreshOutcome,
+    SEEN_FIELD, STATS_RETENTION_SECS, SessionInfo, SessionPolicy, Stat, StoreError, UID_FIELD,
+    UserRecord, UserSummary, is_admin, minute_of,
 };
 use crate::clock::Clock;
 
@@ -476,30 +476,57 @@ impl MemoryStore {
         Ok(true)
     }
 
+    /// The same listing as Redis's, cursors included: by name for everyone; for a search,
+    /// the matching names ordered by their name-index member (see `names.rs`), found here by
+    /// looking at every name (this store is for trying the app, not for a million users).
     pub async fn list_users(
         &self,
-        prefix: &str,
+        text: &str,
         after: Option<&str>,
         limit: usize,
     ) -> Result<Page<UserSummary>, StoreError> {
         let now = self.clock.now();
         let inner = self.lock();
-        let mut matching = inner
-            .users
-            .range(after.unwrap_or(prefix).to_owned()..)
-            .filter(|(name, _)| after.is_none_or(|a| name.as_str() > a))
-            .take_while(|(name, _)| name.starts_with(prefix));
-        let items: Vec<UserSummary> = matching
-            .by_ref()
-            .take(limit)
-            .map(|(name, user)| UserSummary {
-                name: name.clone(),
+        let mut rows: Vec<(String, &UserRecord)> = if text.is_empty() {
+            inner
+                .users
+                .iter()
+                .filter(|(name, _)| after.is_none_or(|a| name.as_str() > a))
+                .take(limit + 1)
+                .map(|(name, user)| (name.clone(), user))
+                .collect()
+        } else {
+            let mut found: Vec<(String, &UserRecord)> = inner
+                .users
+                .iter()
+                .filter_map(|(name, user)| {
+                    let at = name.find(text)?;
+                    Some((format!("{}:{name}", &name[at..]), user))
+                })
+                .filter(|(member, _)| after.is_none_or(|a| member.as_str() > a))
+                .collect();
+            found.sort_by(|a, b| a.0.cmp(&b.0));
+            found.truncate(limit + 1);
+            found
+        };
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        let next = if more {
+            rows.last().map(|(cursor, _)| cursor.clone())
+        } else {
+            None
+        };
+        let items = rows
+            .into_iter()
+            .map(|(_, user)| UserSummary {
+                name: user.name.clone(),
                 roles: user.roles.clone(),
                 disabled: user.disabled,
                 created: user.created,
+                last_login: user.last_login,
                 live_sessions: inner
                     .user_sessions
-                    .get(name)
+                    .get(&user.name)
                     .map(|index| {
                         index
                             .iter()
@@ -509,11 +536,6 @@ impl MemoryStore {
                     .unwrap_or(0),
             })
             .collect();
-        let next = if matching.next().is_some() {
-            items.last().map(|u| u.name.clone())
-        } else {
-            None
-        };
         Ok(Page { items, next })
     }
 
@@ -593,6 +615,13 @@ impl MemoryStore {
         })
     }
 
+    pub async fn note_login(&self, name: &str, at: i64) -> Result<(), StoreError> {
+        if let Some(user) = self.lock().users.get_mut(name) {
+            user.last_login = at;
+        }
+        Ok(())
+    }
+
     pub async fn user_count(&self) -> Result<u64, StoreError> {
         Ok(self.lock().users.len() as u64)
     }
@@ -625,6 +654,14 @@ impl MemoryStore {
                 .entry(key.clone())
                 .or_insert((0, now + window_secs));
             entry.0 += 1;
+        }
+        Ok(())
+    }
+
+    pub async fn reset_counters(&self, keys: &[String]) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        for key in keys {
+            inner.counters.remove(key);
         }
         Ok(())
     }
@@ -692,7 +729,7 @@ impl MemoryStore {
 
     pub async fn audit(
         &self,
-        user: Option<&str>,
+        filter: AuditFilter<'_>,
         before: Option<&str>,
         limit: usize,
     ) -> Result<Page<AuditEntry>, StoreError> {
@@ -703,7 +740,8 @@ impl MemoryStore {
             .iter()
             .rev()
             .filter(|e| before.is_none_or(|b| sequence_of(&e.id).is_some_and(|id| id < b)))
-            .filter(|e| user.is_none_or(|u| e.actor == u || e.target == u));
+            .filter(|e| filter.user.is_none_or(|u| e.actor == u || e.target == u))
+            .filter(|e| filter.action.is_none_or(|a| e.action == a));
         let items: Vec<AuditEntry> = matching.by_ref().take(limit).cloned().collect();
         let next = if matching.next().is_some() {
             items.last().map(|e| e.id.clone())

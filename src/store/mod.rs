@@ -6,6 +6,7 @@
 mod error;
 pub mod keys;
 mod memory;
+pub mod names;
 mod redis;
 
 use std::collections::HashMap;
@@ -89,6 +90,8 @@ pub struct UserSummary {
     pub roles: Vec<String>,
     pub disabled: bool,
     pub created: i64,
+    /// When the user last signed in (Unix seconds); 0 = never.
+    pub last_login: i64,
     pub live_sessions: u64,
 }
 
@@ -111,6 +114,23 @@ pub struct AuditEntry {
     pub ip: String,
 }
 
+/// Which audit entries to list: those naming `user` (as actor or target), those of `action`
+/// (its code), both, or all.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AuditFilter<'a> {
+    pub user: Option<&'a str>,
+    pub action: Option<&'a str>,
+}
+
+impl<'a> AuditFilter<'a> {
+    pub fn user(user: &'a str) -> AuditFilter<'a> {
+        AuditFilter {
+            user: Some(user),
+            action: None,
+        }
+    }
+}
+
 /// What presenting a refresh token did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RefreshOutcome {
@@ -129,6 +149,9 @@ pub enum RefreshOutcome {
     /// No such live family (expired, revoked, user gone or disabled).
     Gone,
 }
+
+/// The user record's field holding when they last signed in.
+pub const LAST_LOGIN_FIELD: &str = "last_login";
 
 /// Fields of a JWT refresh family beyond those of a session.
 pub const REFRESH_FIELD: &str = "rt";
@@ -196,6 +219,8 @@ pub const STATS_RETENTION_SECS: i64 = 48 * 3600;
 /// The global audit stream keeps about this many entries; each user's, about `USER_AUDIT_CAP`.
 pub const AUDIT_CAP: usize = 10_000;
 pub const USER_AUDIT_CAP: usize = 500;
+/// Each action's own stream keeps about this many entries (what the action filter can reach).
+pub const ACTION_AUDIT_CAP: usize = 1_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
@@ -204,6 +229,8 @@ pub struct UserRecord {
     pub roles: Vec<String>,
     pub disabled: bool,
     pub created: i64,
+    /// When the user last signed in (Unix seconds); 0 = never.
+    pub last_login: i64,
 }
 
 /// Failures recorded in a throttle window, and how long until the window closes.
@@ -400,14 +427,34 @@ impl Store {
         dispatch!(self.active_sessions())
     }
 
-    /// Users whose name starts with `prefix`, in name order, after the cursor `after`.
+    /// Every user in name order (`text` empty; the cursor `after` is a name), or the users
+    /// whose name contains `text`, ordered by the name from the match on (the cursor is a
+    /// name-index member, see `names.rs`). Never a scan of all users on Redis.
     pub async fn list_users(
         &self,
-        prefix: &str,
+        text: &str,
         after: Option<&str>,
         limit: usize,
     ) -> Result<Page<UserSummary>, StoreError> {
-        dispatch!(self.list_users(prefix, after, limit))
+        dispatch!(self.list_users(text, after, limit))
+    }
+
+    /// Records a successful sign-in on the user record (`last_login`).
+    pub async fn note_login(&self, name: &str, at: i64) -> Result<(), StoreError> {
+        dispatch!(self.note_login(name, at))
+    }
+
+    /// Enters users created before the name index existed into it; run once at start-up.
+    pub async fn index_user_names(&self) -> Result<u64, StoreError> {
+        match self {
+            Store::Memory(_) => Ok(0),
+            Store::Redis(s) => s.index_user_names().await,
+        }
+    }
+
+    /// Clears throttle counters (`acct:{user}`, `ip:{address}`): an admin unlocking an account.
+    pub async fn reset_counters(&self, keys: &[String]) -> Result<(), StoreError> {
+        dispatch!(self.reset_counters(keys))
     }
 
     pub async fn set_password(&self, name: &str, phc: &str) -> Result<bool, StoreError> {
@@ -424,13 +471,14 @@ impl Store {
     }
 
     /// Audit entries newest first, optionally only those naming `user`, before the cursor.
+    /// Audit entries newest first, those of one user and/or one action when filtered.
     pub async fn audit(
         &self,
-        user: Option<&str>,
+        filter: AuditFilter<'_>,
         before: Option<&str>,
         limit: usize,
     ) -> Result<Page<AuditEntry>, StoreError> {
-        dispatch!(self.audit(user, before, limit))
+        dispatch!(self.audit(filter, before, limit))
     }
 
     /// The stat per minute over the last `minutes` minutes, oldest first.

@@ -12,10 +12,12 @@ use redis::aio::MultiplexedConnection;
 use redis::{AsyncCommands, RedisResult, Script};
 
 use super::keys::Keys;
+use super::names;
 use super::{
-    AUDIT_CAP, AuditEntry, CREATED_FIELD, Counter, DEVICE_FIELD, Ending, GuardedChange, IP_FIELD,
-    Page, RefreshOutcome, SEEN_FIELD, STATS_RETENTION_SECS, SessionInfo, SessionPolicy, Stat,
-    StoreError, UID_FIELD, USER_AUDIT_CAP, UserRecord, UserSummary,
+    ACTION_AUDIT_CAP, AUDIT_CAP, AuditEntry, AuditFilter, CREATED_FIELD, Counter, DEVICE_FIELD,
+    Ending, GuardedChange, IP_FIELD, LAST_LOGIN_FIELD, Page, RefreshOutcome, SEEN_FIELD,
+    STATS_RETENTION_SECS, SessionInfo, SessionPolicy, Stat, StoreError, UID_FIELD, USER_AUDIT_CAP,
+    UserRecord, UserSummary,
 };
 use crate::clock::Clock;
 use crate::metrics::Metrics;
@@ -91,10 +93,10 @@ impl RedisStore {
                 delete: Script::new(include_str!("lua/delete_session-2.lua")),
                 revoke_all: Script::new(include_str!("lua/revoke_all-2.lua")),
                 revoke_one: Script::new(include_str!("lua/revoke_one-3.lua")),
-                create_user: Script::new(include_str!("lua/create_user-3.lua")),
+                create_user: Script::new(include_str!("lua/create_user-4.lua")),
                 set_roles: Script::new(include_str!("lua/set_roles-3.lua")),
                 set_disabled: Script::new(include_str!("lua/set_disabled-3.lua")),
-                delete_user: Script::new(include_str!("lua/delete_user-4.lua")),
+                delete_user: Script::new(include_str!("lua/delete_user-5.lua")),
                 set_user_field: Script::new(include_str!("lua/set_user_field-1.lua")),
             },
         })
@@ -433,6 +435,10 @@ impl RedisStore {
             roles: split_roles(&field("roles")?),
             disabled: field("disabled")? == "1",
             created: field("created")?.parse().unwrap_or(0),
+            last_login: fields
+                .get(LAST_LOGIN_FIELD)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
         }))
     }
 
@@ -441,6 +447,7 @@ impl RedisStore {
         invocation
             .key(self.keys.users())
             .key(self.keys.admins())
+            .key(self.keys.user_suffixes())
             .arg(&user.name)
             .arg(&user.phc)
             .arg(user.roles.join(","))
@@ -450,7 +457,8 @@ impl RedisStore {
                 "1"
             } else {
                 "0"
-            });
+            })
+            .arg(names::members(&user.name));
         let created: i64 = self
             .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
             .await?;
@@ -518,6 +526,121 @@ impl RedisStore {
         self.set_user_field(name, "phc", phc).await
     }
 
+    pub async fn note_login(&self, name: &str, at: i64) -> Result<(), StoreError> {
+        self.set_user_field(name, LAST_LOGIN_FIELD, &at.to_string())
+            .await
+            .map(|_| ())
+    }
+
+    /// Enters every existing user in the name-substring index, once per store: what an
+    /// upgrade from a version without the index needs. Idempotent (members are a set), so a
+    /// crash half-way only means the next start does it again; a user deleted meanwhile may
+    /// leave members behind, which listings skip (their record is gone).
+    pub async fn index_user_names(&self) -> Result<u64, StoreError> {
+        let done_key = format!("{}:v1", self.keys.user_suffixes());
+        let done_check = done_key.clone();
+        let done: bool = self
+            .run(|mut conn| async move { conn.exists(done_check).await })
+            .await?;
+        if done {
+            return Ok(0);
+        }
+        let mut after: Option<String> = None;
+        let mut indexed = 0;
+        loop {
+            let page = self.names_after(after.as_deref(), 500).await?;
+            if page.is_empty() {
+                break;
+            }
+            let mut pipe = redis::pipe();
+            for name in &page {
+                for member in names::members(name) {
+                    pipe.zadd(self.keys.user_suffixes(), member, 0).ignore();
+                }
+            }
+            self.run(|mut conn| async move { pipe.query_async::<()>(&mut conn).await })
+                .await?;
+            indexed += page.len() as u64;
+            after = page.last().cloned();
+        }
+        self.run(|mut conn| async move { conn.set::<_, _, ()>(done_key, 1).await })
+            .await?;
+        Ok(indexed)
+    }
+
+    /// Up to `limit` user names after `after`, in order.
+    async fn names_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let min = match after {
+            Some(after) => format!("({after}"),
+            None => "-".to_owned(),
+        };
+        let key = self.keys.users();
+        self.run(|mut conn| async move {
+            redis::cmd("ZRANGEBYLEX")
+                .arg(key)
+                .arg(min)
+                .arg("+")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(limit)
+                .query_async(&mut conn)
+                .await
+        })
+        .await
+    }
+
+    /// Names containing `text`, in index order, after the member `after`: up to `limit + 1`
+    /// (member, name) pairs, each name once.
+    async fn names_containing(
+        &self,
+        text: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let max: Vec<u8> = [b"[".as_slice(), text.as_bytes(), &[0xff]].concat();
+        let mut min: Vec<u8> = match after {
+            Some(after) if after > text => [b"(".as_slice(), after.as_bytes()].concat(),
+            _ => [b"[".as_slice(), text.as_bytes()].concat(),
+        };
+        let batch = (limit + 1) * 2;
+        let mut found = Vec::new();
+        loop {
+            let key = self.keys.user_suffixes();
+            let (from, to) = (min.clone(), max.clone());
+            let members: Vec<String> = self
+                .run(|mut conn| async move {
+                    redis::cmd("ZRANGEBYLEX")
+                        .arg(key)
+                        .arg(from)
+                        .arg(to)
+                        .arg("LIMIT")
+                        .arg(0)
+                        .arg(batch)
+                        .query_async(&mut conn)
+                        .await
+                })
+                .await?;
+            for member in &members {
+                if let Some(name) = names::first_match(member, text) {
+                    found.push((member.clone(), name.to_owned()));
+                    if found.len() > limit {
+                        return Ok(found);
+                    }
+                }
+            }
+            match members.last() {
+                Some(last) if members.len() == batch => {
+                    min = [b"(".as_slice(), last.as_bytes()].concat();
+                }
+                _ => return Ok(found),
+            }
+        }
+    }
+
     pub async fn delete_user(
         &self,
         name: &str,
@@ -528,10 +651,12 @@ impl RedisStore {
             .key(self.keys.admins())
             .key(self.keys.users())
             .key(format!("{}{name}", self.keys.not_before_prefix()))
+            .key(self.keys.user_suffixes())
             .arg(name)
             .arg(flag(protect_last_admin))
             .arg(self.clock.now())
-            .arg(self.policy.marker_secs);
+            .arg(self.policy.marker_secs)
+            .arg(names::members(name));
         let outcome: i64 = self
             .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
             .await?;
@@ -662,47 +787,44 @@ impl RedisStore {
 
     pub async fn list_users(
         &self,
-        prefix: &str,
+        text: &str,
         after: Option<&str>,
         limit: usize,
     ) -> Result<Page<UserSummary>, StoreError> {
-        let min: Vec<u8> = match after {
-            // A cursor before the prefix would list names that do not match it.
-            Some(after) if after >= prefix => [b"(".as_slice(), after.as_bytes()].concat(),
-            _ => [b"[".as_slice(), prefix.as_bytes()].concat(),
+        // (cursor, name): in name order when listing everyone, in index order when searching.
+        let mut rows: Vec<(String, String)> = if text.is_empty() {
+            self.names_after(after, limit + 1)
+                .await?
+                .into_iter()
+                .map(|name| (name.clone(), name))
+                .collect()
+        } else {
+            self.names_containing(text, after, limit).await?
         };
-        // Names are ASCII, so 0xff sorts after every name that starts with the prefix.
-        let max: Vec<u8> = [b"[".as_slice(), prefix.as_bytes(), &[0xff]].concat();
-        let users_key = self.keys.users();
-        let fetch = limit + 1;
-        let mut names: Vec<String> = self
-            .run(|mut conn| async move {
-                redis::cmd("ZRANGEBYLEX")
-                    .arg(users_key)
-                    .arg(min)
-                    .arg(max)
-                    .arg("LIMIT")
-                    .arg(0)
-                    .arg(fetch)
-                    .query_async(&mut conn)
-                    .await
-            })
-            .await?;
-        let more = names.len() > limit;
-        names.truncate(limit);
-        if names.is_empty() {
+        let more = rows.len() > limit;
+        rows.truncate(limit);
+        if rows.is_empty() {
             // No match, or past the last page: an empty pipeline is an error to Redis.
             return Ok(Page {
                 items: Vec::new(),
                 next: None,
             });
         }
+        let next = if more {
+            rows.last().map(|(cursor, _)| cursor.clone())
+        } else {
+            None
+        };
+        let names: Vec<String> = rows.into_iter().map(|(_, name)| name).collect();
         let now = self.clock.now();
         let mut pipe = redis::pipe();
         for name in &names {
-            pipe.cmd("HMGET")
-                .arg(self.keys.user(name))
-                .arg(&["roles", "disabled", "created"]);
+            pipe.cmd("HMGET").arg(self.keys.user(name)).arg(&[
+                "roles",
+                "disabled",
+                "created",
+                LAST_LOGIN_FIELD,
+            ]);
             pipe.zcount(self.keys.user_sessions(name), now + 1, "+inf");
         }
         let rows: Vec<redis::Value> = self
@@ -714,16 +836,20 @@ impl RedisStore {
                 redis::from_redis_value_ref(&pair[0]).map_err(redis::RedisError::from)?;
             let live_sessions: u64 =
                 redis::from_redis_value_ref(&pair[1]).map_err(redis::RedisError::from)?;
+            if fields.get(2).cloned().flatten().is_none() {
+                // Deleted between the index read and this one.
+                continue;
+            }
             let field = |i: usize| fields.get(i).cloned().flatten().unwrap_or_default();
             items.push(UserSummary {
                 name: name.clone(),
                 roles: split_roles(&field(0)),
                 disabled: field(1) == "1",
                 created: field(2).parse().unwrap_or(0),
+                last_login: field(3).parse().unwrap_or(0),
                 live_sessions,
             });
         }
-        let next = if more { names.last().cloned() } else { None };
         Ok(Page { items, next })
     }
 
@@ -758,6 +884,12 @@ impl RedisStore {
                 resets_in_secs: ttl.max(0),
             })
             .collect())
+    }
+
+    pub async fn reset_counters(&self, counters: &[String]) -> Result<(), StoreError> {
+        let keys: Vec<String> = counters.iter().map(|c| self.keys.throttle(c)).collect();
+        self.run(|mut conn| async move { conn.del::<_, ()>(keys).await })
+            .await
     }
 
     pub async fn bump_counters(
@@ -806,6 +938,7 @@ impl RedisStore {
                 .ignore();
         };
         append(self.keys.audit(None), AUDIT_CAP);
+        append(self.keys.audit_action(&entry.action), ACTION_AUDIT_CAP);
         if !entry.actor.is_empty() {
             append(self.keys.audit(Some(&entry.actor)), USER_AUDIT_CAP);
         }
@@ -825,7 +958,7 @@ impl RedisStore {
 
     pub async fn audit(
         &self,
-        user: Option<&str>,
+        filter: AuditFilter<'_>,
         before: Option<&str>,
         limit: usize,
     ) -> Result<Page<AuditEntry>, StoreError> {
@@ -835,41 +968,53 @@ impl RedisStore {
                 next: None,
             });
         }
-        let key = self.keys.audit(user);
-        let start = match before {
+        // Each filter alone has a stream of its own; both together read the user's (capped at
+        // ~500 entries) and keep the action's entries, a bounded read.
+        let (key, keep_action) = match (filter.user, filter.action) {
+            (Some(user), action) => (self.keys.audit(Some(user)), action),
+            (None, Some(action)) => (self.keys.audit_action(action), None),
+            (None, None) => (self.keys.audit(None), None),
+        };
+        let batch = if keep_action.is_some() {
+            100
+        } else {
+            limit + 1
+        };
+        let mut start = match before {
             Some(id) => format!("({id}"),
             None => "+".to_owned(),
         };
-        let fetch = limit + 1;
-        let mut entries: Vec<(String, HashMap<String, String>)> = self
-            .run(|mut conn| async move {
-                redis::cmd("XREVRANGE")
-                    .arg(key)
-                    .arg(start)
-                    .arg("-")
-                    .arg("COUNT")
-                    .arg(fetch)
-                    .query_async(&mut conn)
-                    .await
-            })
-            .await?;
-        let more = entries.len() > limit;
-        entries.truncate(limit);
-        let items: Vec<AuditEntry> = entries
-            .into_iter()
-            .map(|(id, mut fields)| {
-                let mut take = |f: &str| fields.remove(f).unwrap_or_default();
-                AuditEntry {
-                    at: take("at").parse().unwrap_or(0),
-                    action: take("action"),
-                    actor: take("actor"),
-                    target: take("target"),
-                    detail: take("detail"),
-                    ip: take("ip"),
-                    id,
-                }
-            })
-            .collect();
+        let mut items = Vec::new();
+        loop {
+            let (key, from) = (key.clone(), start.clone());
+            let entries: Vec<(String, HashMap<String, String>)> = self
+                .run(|mut conn| async move {
+                    redis::cmd("XREVRANGE")
+                        .arg(key)
+                        .arg(from)
+                        .arg("-")
+                        .arg("COUNT")
+                        .arg(batch)
+                        .query_async(&mut conn)
+                        .await
+                })
+                .await?;
+            let exhausted = entries.len() < batch;
+            if let Some((last, _)) = entries.last() {
+                start = format!("({last}");
+            }
+            items.extend(
+                entries
+                    .into_iter()
+                    .map(audit_entry)
+                    .filter(|e| keep_action.is_none_or(|a| e.action == a)),
+            );
+            if exhausted || items.len() > limit {
+                break;
+            }
+        }
+        let more = items.len() > limit;
+        items.truncate(limit);
         let next = if more {
             items.last().map(|e| e.id.clone())
         } else {
@@ -941,6 +1086,19 @@ impl RedisStore {
 
 /// Nothing comes before it, and Redis refuses an exclusive range that starts there.
 const FIRST_STREAM_ID: &str = "0-0";
+
+fn audit_entry((id, mut fields): (String, HashMap<String, String>)) -> AuditEntry {
+    let mut take = |f: &str| fields.remove(f).unwrap_or_default();
+    AuditEntry {
+        at: take("at").parse().unwrap_or(0),
+        action: take("action"),
+        actor: take("actor"),
+        target: take("target"),
+        detail: take("detail"),
+        ip: take("ip"),
+        id,
+    }
+}
 
 fn flag(on: bool) -> &'static str {
     if on { "1" } else { "0" }

@@ -28,6 +28,9 @@ all_modes!(
     admin_creates_users_and_refuses_weak_passwords,
     roles_come_from_the_configured_set,
     users_list_pages_and_searches,
+    search_finds_names_containing_the_text,
+    users_list_shows_sign_ins_throttling_and_unlock,
+    session_and_audit_filters_match_names_and_actions,
     all_sessions_list_pages_newest_first,
     api_mirrors_the_dashboard,
     every_action_writes_an_audit_entry_without_secrets,
@@ -937,8 +940,224 @@ async fn users_list_pages_and_searches(backend: Backend) {
         .map(|u| u["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["user10", "user11", "user12", "user13"]);
-    assert_eq!(api_page["next"], "user13");
+    assert_eq!(api_page["next"], "user13:user13", "a search cursor");
     assert_eq!(api_page["items"][0]["live_sessions"], 0);
+}
+
+async fn search_finds_names_containing_the_text(backend: Backend) {
+    let (app, admin, _) = admin_and_user(backend).await;
+    for name in ["banana", "anna", "joanne", "bob", "user.an"] {
+        app.create_user(name, &[]).await;
+    }
+
+    let page = admin.get("/admin/users?q=AN").await;
+    let api = |query: &'static str| {
+        let admin = &admin;
+        async move {
+            let page: Value =
+                serde_json::from_str(&admin.get(&format!("/api/admin/users?{query}")).await.body)
+                    .unwrap();
+            page
+        }
+    };
+    let first = api("q=an&limit=2").await;
+    let second = api(Box::leak(
+        format!(
+            "q=an&limit=2&after={}",
+            encode(first["next"].as_str().unwrap())
+        )
+        .into_boxed_str(),
+    ))
+    .await;
+
+    // Assert: every name with "an" anywhere, once each, however often it occurs.
+    let listed: Vec<&str> = page
+        .body
+        .match_indices("href=\"/admin/users/")
+        .map(|(at, _)| {
+            let rest = &page.body[at + "href=\"/admin/users/".len()..];
+            &rest[..rest.find('"').unwrap()]
+        })
+        .collect();
+    let mut sorted = listed.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        ["anna", "banana", "joanne", "user.an"],
+        "{listed:?}"
+    );
+    assert!(page.body.contains("names containing <strong>an</strong>"));
+    let paged: Vec<&str> = first["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .chain(second["items"].as_array().unwrap())
+        .map(|u| u["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paged, listed,
+        "pages of two give the same names in the same order"
+    );
+    assert!(second["next"].is_null());
+    let bad_cursor = admin.get("/admin/users?q=an&after=bob").await;
+    assert_eq!(bad_cursor.status, 400, "a name is not a search cursor");
+}
+
+async fn session_and_audit_filters_match_names_and_actions(backend: Backend) {
+    let (app, admin, _) = admin_and_user(backend).await;
+    let dave = app.logged_in("dave", &[]).await;
+    app.create_user("davey", &[]).await;
+    app.create_user("gone", &[]).await;
+    app.operator().delete_user("gone", false).await.unwrap();
+    dave.logout().await;
+    app.browser().login("dave", PASSWORD).await;
+
+    // Act
+    let one_match = admin.get("/admin/sessions?user=LIC").await;
+    let several = admin.get("/admin/sessions?user=dav").await;
+    let whole_name = admin.get("/admin/audit?user=dave").await;
+    let nobody = admin.get("/admin/audit?user=zzz").await;
+    let deleted = admin.get("/admin/audit?user=gone").await;
+    let logins = admin.get("/admin/audit?action=login").await;
+    let daves_logouts = admin.get("/admin/audit?user=dave&action=logout").await;
+    let api_logins: Value = serde_json::from_str(
+        &admin
+            .get("/api/admin/audit?action=login&limit=200")
+            .await
+            .body,
+    )
+    .unwrap();
+    let bad_action = admin.get("/admin/audit?action=drop_tables").await;
+    let bad_api_action = admin.get("/api/admin/audit?action=nope").await;
+
+    // Assert: one match is that user; several are offered as links; none says so.
+    assert!(
+        one_match.body.contains(r#"value="alice""#),
+        "the filter names alice"
+    );
+    assert_eq!(
+        one_match
+            .body
+            .matches("href=\"/admin/users/alice\"")
+            .count(),
+        1
+    );
+    assert!(several.body.contains(r#"id="filter-choices""#));
+    assert!(several.body.contains(r#"href="/admin/sessions?user=dave""#));
+    assert!(
+        several
+            .body
+            .contains(r#"href="/admin/sessions?user=davey""#)
+    );
+    assert!(
+        !several.body.contains("href=\"/admin/users/dave\""),
+        "no listing yet"
+    );
+    assert!(whole_name.body.contains("dave signed out"));
+    assert!(
+        whole_name.body.contains("Also containing"),
+        "davey offered too"
+    );
+    assert!(
+        nobody
+            .body
+            .contains("No user has <strong>zzz</strong> in their name; below is")
+    );
+    let no_sessions = admin.get("/admin/sessions?user=zzz").await;
+    assert!(
+        no_sessions
+            .body
+            .contains("No user has <strong>zzz</strong> in their name.")
+    );
+    assert!(
+        deleted.body.contains("deleted gone"),
+        "a deleted user's trail stays findable"
+    );
+    let codes = |body: &str| -> Vec<String> {
+        body.match_indices("<td><code>")
+            .map(|(at, _)| {
+                let rest = &body[at + "<td><code>".len()..];
+                rest[..rest.find('<').unwrap()].to_owned()
+            })
+            .collect()
+    };
+    let login_codes = codes(&logins.body);
+    assert!(login_codes.len() >= 4, "{login_codes:?}");
+    assert!(login_codes.iter().all(|c| c == "login"), "{login_codes:?}");
+    assert_eq!(codes(&daves_logouts.body), ["logout"]);
+    let api_codes: Vec<&str> = api_logins["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(api_codes.len(), login_codes.len());
+    assert!(api_codes.iter().all(|c| *c == "login"));
+    assert_eq!(bad_action.status, 400);
+    assert_eq!(bad_api_action.status, 400);
+}
+
+async fn users_list_shows_sign_ins_throttling_and_unlock(backend: Backend) {
+    let (app, admin, _) = admin_and_user(backend).await;
+    app.create_user("carl", &[]).await;
+    for _ in 0..app.settings.throttle.max_failures_per_account {
+        app.browser().login("carl", "not the password").await;
+    }
+    let refused = app.browser().login("carl", PASSWORD).await;
+    let total = app.store.user_count().await.unwrap();
+
+    // Act
+    let list = admin.get("/admin/users").await;
+    let carl_page = admin.get("/admin/users/carl").await;
+    let api_before: Value =
+        serde_json::from_str(&admin.get("/api/admin/users?q=carl").await.body).unwrap();
+    let csrf = admin.csrf().await;
+    let unlocked = admin
+        .post_form_and_follow(
+            "/admin/users/carl/unlock",
+            &[("csrf", &csrf), ("back", "list")],
+        )
+        .await;
+    let signed_in = app.browser().login("carl", PASSWORD).await;
+    let api_after: Value =
+        serde_json::from_str(&admin.get("/api/admin/users?q=carl").await.body).unwrap();
+
+    // Assert
+    assert_eq!(refused.status, 429);
+    let row = |body: &str, name: &str| {
+        let start = body.find(&format!("id=\"user-{name}\"")).expect(name);
+        body[start..start + body[start..].find("</tr>").unwrap()].to_owned()
+    };
+    let carl = row(&list.body, "carl");
+    assert!(carl.contains("throttled (5 failed sign-ins)"), "{carl}");
+    assert!(carl.contains("/admin/users/carl/unlock"));
+    assert!(carl.contains("never"), "carl never signed in: {carl}");
+    let alice = row(&list.body, "alice");
+    assert!(
+        alice.contains("active") && !alice.contains("never"),
+        "{alice}"
+    );
+    assert!(alice.contains("<time datetime="));
+    assert!(list.body.contains(&format!("{total} users in all")));
+    assert!(carl_page.body.contains(r#"id="unlock""#));
+    assert_eq!(api_before["items"][0]["throttled"], true);
+    assert_eq!(api_before["items"][0]["failed_logins"], 5);
+    assert_eq!(api_before["items"][0]["last_login"], 0);
+    assert!(
+        unlocked
+            .body
+            .contains("Unlocked carl: they can sign in again now.")
+    );
+    assert!(unlocked.body.contains("<h1>Users</h1>"), "back to the list");
+    assert_eq!(signed_in.status, 303);
+    assert_eq!(api_after["items"][0]["throttled"], false);
+    assert!(api_after["items"][0]["last_login"].as_i64().unwrap() > 0);
+    let audit = admin.get("/admin/audit").await;
+    assert!(
+        audit
+            .body
+            .contains("boss unlocked carl after failed sign-ins")
+    );
 }
 
 async fn all_sessions_list_pages_newest_first(backend: Backend) {
@@ -1334,13 +1553,13 @@ async fn a_search_that_matches_nobody_is_an_empty_page(backend: Backend) {
     // Arrange
     let (_app, admin, _user) = admin_and_user(backend).await;
 
-    // Act: no name starts with "zzz", and "zzzz" sorts after the last user.
+    // Act: no name contains "zzz", and "zzzz" sorts after the last user.
     let page = admin.get("/admin/users?q=zzz").await;
     let past_the_end = admin.get("/admin/users?after=zzzz").await;
     let api = admin.get("/api/admin/users?q=zzz").await;
     let api_past_the_end = admin.get("/api/admin/users?after=zzzz&limit=10").await;
     // A cursor that sorts before the search text does not widen the search.
-    let api_cursor_before_prefix = admin.get("/api/admin/users?q=zzz&after=alice").await;
+    let api_cursor_before_prefix = admin.get("/api/admin/users?q=zzz&after=e%3Aalice").await;
 
     // Assert: "no users match", not "temporarily unavailable".
     assert_eq!(page.status, 200, "{}", page.body);

@@ -19,6 +19,73 @@ pub fn require_admin(identity: &Identity, req: &HttpRequest) -> Result<(), AuthE
     identity.require_role("admin", req)
 }
 
+/// What a "user" filter box on the sessions and audit pages resolved to. It matches like the
+/// users list (names containing the text, through the name index): the text names one user
+/// when it is a user's whole name or matches exactly one; several matches are offered as links.
+#[derive(Default)]
+pub struct UserFilter {
+    /// The text as typed (lower-cased).
+    pub text: String,
+    /// The user the listing is filtered by.
+    pub chosen: Option<String>,
+    /// Other users whose name contains the text, at most `FILTER_MATCHES`.
+    pub others: Vec<String>,
+    /// `chosen` is no user now, only a name the audit log may still hold (a deleted user).
+    pub gone: bool,
+}
+
+const FILTER_MATCHES: usize = 10;
+
+impl UserFilter {
+    pub async fn resolve(state: &AppState, raw: Option<&str>) -> Result<UserFilter, PageError> {
+        let text = crate::routes::paging::search_text("user", raw)?;
+        if text.is_empty() {
+            return Ok(UserFilter::default());
+        }
+        let matches: Vec<String> = state
+            .store
+            .list_users(&text, None, FILTER_MATCHES)
+            .await?
+            .items
+            .into_iter()
+            .map(|u| u.name)
+            .collect();
+        let whole_name = crate::users::normalize_name(&text).ok();
+        let exists = match &whole_name {
+            Some(name) => state.store.user(name).await?.is_some(),
+            None => false,
+        };
+        let chosen = match (&whole_name, exists, matches.as_slice()) {
+            (Some(name), true, _) => Some(name.clone()),
+            (_, _, [only]) => Some(only.clone()),
+            // Nobody by that name now: a deleted user's audit trail is still there.
+            (Some(name), false, []) => Some(name.clone()),
+            _ => None,
+        };
+        let gone = chosen.is_some() && !exists && matches.is_empty();
+        let others = matches
+            .into_iter()
+            .filter(|name| Some(name) != chosen.as_ref())
+            .collect();
+        Ok(UserFilter {
+            text,
+            chosen,
+            others,
+            gone,
+        })
+    }
+
+    /// Several users match and none was picked.
+    pub fn ambiguous(&self) -> bool {
+        self.chosen.is_none() && !self.others.is_empty()
+    }
+
+    /// Text typed that matches no current user.
+    pub fn no_match(&self) -> bool {
+        !self.text.is_empty() && (self.chosen.is_none() || self.gone) && self.others.is_empty()
+    }
+}
+
 pub struct AuditRow {
     pub when: String,
     /// What happened, as a sentence ("boss changed alice's roles from viewer to editor").
@@ -70,6 +137,9 @@ pub fn audit_sentence(entry: &AuditEntry) -> String {
     };
     match entry.action.as_str() {
         "login" => format!("{target} signed in"),
+        "login_failed" if detail == "account disabled" => {
+            format!("A sign-in as {target} was refused: the account is disabled")
+        }
         "login_failed" => format!("A sign-in as {target} failed"),
         "login_throttled" => {
             format!("Sign-ins as {target} were slowed down after repeated failures")
@@ -100,6 +170,7 @@ pub fn audit_sentence(entry: &AuditEntry) -> String {
                 _ => format!("{actor} created {target}, with roles {}", roles(list)),
             }
         }
+        "user_unlocked" => format!("{actor} unlocked {target} after failed sign-ins"),
         "user_deleted" => format!("{actor} deleted {target}, ending {}", ended()),
         "password_changed" => format!("{actor} changed their password"),
         "password_reset" => format!("{actor} reset {} password", whose(target)),
@@ -157,7 +228,7 @@ pub async fn get(
         revocations_hour: revocations.iter().sum(),
         chart: Chart::new(&logins, &failed, CHART_HOURS, state.clock.now()),
         audit: store
-            .audit(None, None, 10)
+            .audit(crate::store::AuditFilter::default(), None, 10)
             .await?
             .items
             .into_iter()

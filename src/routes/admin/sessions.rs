@@ -3,14 +3,13 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::users::{PAGE_SIZE, SessionRow};
-use super::{require_admin, revoke_note};
+use super::{UserFilter, require_admin, revoke_note};
 use crate::auth::Identity;
 use crate::error::PageError;
 use crate::routes::flash;
 use crate::routes::paging::stream_cursor;
 use crate::routes::{Nav, html};
 use crate::state::AppState;
-use crate::users::optional_name;
 
 #[derive(Template)]
 #[template(path = "admin_sessions.html")]
@@ -18,7 +17,7 @@ struct SessionsPage {
     nav: Option<Nav>,
     csrf: String,
     sessions: Vec<SessionRow>,
-    filter: String,
+    filter: UserFilter,
     next: Option<String>,
     notice: Option<String>,
     revoke_note: String,
@@ -31,7 +30,8 @@ pub struct SessionsQuery {
     after: Option<String>,
 }
 
-/// `GET /admin/sessions?user=name&after=cursor`: everyone's live sessions, newest first.
+/// `GET /admin/sessions?user=text&after=cursor`: everyone's live sessions, newest first, or
+/// those of the user the filter names.
 #[tracing::instrument(name = "admin sessions", skip_all, fields(username = %identity.username))]
 pub async fn list(
     req: HttpRequest,
@@ -40,10 +40,11 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     require_admin(&identity, &req)?;
-    let filter = optional_name(query.user.as_deref())?;
+    let filter = UserFilter::resolve(&state, query.user.as_deref()).await?;
     let after = stream_cursor("after", query.after.as_deref())?;
-    let (sessions, next) = match &filter {
+    let (sessions, next) = match &filter.chosen {
         Some(user) => (state.store.sessions_of(user).await?, None),
+        None if filter.ambiguous() || filter.no_match() => (Vec::new(), None),
         None => {
             let page = state.store.recent_sessions(after, PAGE_SIZE).await?;
             (page.items, page.next)
@@ -60,7 +61,7 @@ pub async fn list(
                 .into_iter()
                 .map(|s| SessionRow::new(s, state.clock.now(), &identity))
                 .collect(),
-            filter: filter.unwrap_or_default(),
+            filter,
             next,
             notice,
             revoke_note: revoke_note(&state),

@@ -6,17 +6,18 @@ use serde::Deserialize;
 
 use super::{AuditRow, require_admin, revoke_note};
 use crate::auth::Identity;
+use crate::auth::throttle::account_counter;
 use crate::error::{PageError, user_error_status};
 use crate::routes::account::{ip, operator, require_step_up};
 use crate::routes::confirm::{self, Question};
 use crate::routes::flash::{self, Flash};
-use crate::routes::paging::{name_cursor, search_text};
+use crate::routes::paging::{search_text, user_cursor};
 use crate::routes::{
     FieldError, Nav, RoleChoice, When, encode_query_value, html, parse_roles, role_choices,
     roles_sent, sessions_count,
 };
 use crate::state::AppState;
-use crate::store::{UserSummary, is_admin};
+use crate::store::{AuditFilter, UserSummary, is_admin};
 use crate::users::{UserError, normalize_name};
 
 pub const PAGE_SIZE: usize = 25;
@@ -26,7 +27,9 @@ pub const PAGE_SIZE: usize = 25;
 struct UsersPage {
     nav: Option<Nav>,
     csrf: String,
-    users: Vec<UserSummary>,
+    users: Vec<UserRow>,
+    /// Every user, whatever the search.
+    total: u64,
     query: String,
     next: Option<String>,
     notice: Option<String>,
@@ -38,6 +41,81 @@ struct UsersPage {
 impl UsersPage {
     fn error_on(&self, field: &str) -> Option<&str> {
         self.create.error.as_ref().and_then(|e| e.on(field))
+    }
+
+    // Percent-encoded: only letters, digits and `%XX` reach the page.
+    fn query_param(&self) -> String {
+        encode_query_value(&self.query)
+    }
+
+    fn next_param(&self) -> Option<String> {
+        self.next.as_deref().map(encode_query_value)
+    }
+}
+
+/// One user as the lists show them.
+pub struct UserRow {
+    pub name: String,
+    pub roles: Vec<String>,
+    pub disabled: bool,
+    pub created: When,
+    pub last_login: Option<When>,
+    pub live_sessions: u64,
+    /// Failed sign-ins in the current throttle window.
+    pub failed_logins: u64,
+    /// Sign-ins are refused until the window closes or an admin unlocks the account.
+    pub throttled: bool,
+}
+
+impl UserRow {
+    pub fn status(&self) -> &'static str {
+        match (self.disabled, self.throttled) {
+            (true, _) => "disabled",
+            (false, true) => "throttled",
+            (false, false) => "active",
+        }
+    }
+}
+
+/// Each user's failed sign-ins in the current throttle window (one store round trip).
+pub async fn failed_logins(
+    state: &AppState,
+    users: &[UserSummary],
+) -> Result<Vec<u64>, crate::store::StoreError> {
+    if users.is_empty() {
+        return Ok(Vec::new());
+    }
+    let keys: Vec<String> = users.iter().map(|u| account_counter(&u.name)).collect();
+    let counters = state.store.counters(&keys).await?;
+    Ok(counters.into_iter().map(|c| c.count).collect())
+}
+
+/// The rows of `users`, with each account's throttle status.
+async fn user_rows(
+    state: &AppState,
+    users: Vec<UserSummary>,
+) -> Result<Vec<UserRow>, crate::store::StoreError> {
+    let failed = failed_logins(state, &users).await?;
+    Ok(users
+        .into_iter()
+        .zip(failed)
+        .map(|(user, failed)| UserRow::new(state, user, failed))
+        .collect())
+}
+
+impl UserRow {
+    fn new(state: &AppState, user: UserSummary, failed_logins: u64) -> UserRow {
+        let now = state.clock.now();
+        UserRow {
+            created: When::new(user.created, now),
+            last_login: (user.last_login > 0).then(|| When::new(user.last_login, now)),
+            failed_logins,
+            throttled: failed_logins >= state.settings.throttle.max_failures_per_account,
+            name: user.name,
+            roles: user.roles,
+            disabled: user.disabled,
+            live_sessions: user.live_sessions,
+        }
     }
 }
 
@@ -57,7 +135,8 @@ pub struct UsersQuery {
     roles: Option<String>,
 }
 
-/// `GET /admin/users?q=prefix&after=cursor`
+/// `GET /admin/users?q=text&after=cursor`: users whose name contains `q` (everyone when
+/// empty), a page at a time.
 #[tracing::instrument(name = "admin users", skip_all, fields(username = %identity.username))]
 pub async fn list(
     req: HttpRequest,
@@ -66,8 +145,8 @@ pub async fn list(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     require_admin(&identity, &req)?;
-    let prefix = search_text("q", query.q.as_deref())?;
-    let after = name_cursor("after", query.after.as_deref())?;
+    let text = search_text("q", query.q.as_deref())?;
+    let after = user_cursor("after", &text, query.after.as_deref())?;
     let mut notice = flash::take_notice(&req, &state, &identity).await?;
     let create = match &query.name {
         // Back from confirming the password: the form as it was, but the password.
@@ -87,7 +166,7 @@ pub async fn list(
     let mut response = users_page(
         &identity,
         &state,
-        &prefix,
+        &text,
         after.as_deref(),
         notice,
         create,
@@ -101,21 +180,24 @@ pub async fn list(
 async fn users_page(
     identity: &Identity,
     state: &AppState,
-    prefix: &str,
+    text: &str,
     after: Option<&str>,
     notice: Option<String>,
     create: CreateView,
     status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
-    let page = state.store.list_users(prefix, after, PAGE_SIZE).await?;
+    let page = state.store.list_users(text, after, PAGE_SIZE).await?;
+    let users = user_rows(state, page.items).await?;
+    let total = state.store.user_count().await?;
     let nav = Nav::for_identity(identity)?;
     html(
         status,
         &UsersPage {
             csrf: nav.csrf.clone(),
             nav: Some(nav),
-            users: page.items,
-            query: prefix.to_owned(),
+            users,
+            total,
+            query: text.to_owned(),
             next: page.next,
             notice,
             role_choices: role_choices(&state.settings, &[], &create.roles),
@@ -199,7 +281,7 @@ pub async fn create(
 struct UserPage {
     nav: Option<Nav>,
     csrf: String,
-    user: UserSummary,
+    user: UserRow,
     sessions: Vec<SessionRow>,
     audit: Vec<AuditRow>,
     notice: Option<String>,
@@ -275,10 +357,11 @@ async fn user_page(
         roles: record.roles,
         disabled: record.disabled,
         created: record.created,
+        last_login: record.last_login,
     };
     let audit = state
         .store
-        .audit(Some(&name), None, 20)
+        .audit(AuditFilter::user(&name), None, 20)
         .await?
         .items
         .into_iter()
@@ -286,6 +369,8 @@ async fn user_page(
         .collect();
     let checked = view.roles_sent.as_deref().unwrap_or(&user.roles);
     let role_choices = role_choices(&state.settings, &user.roles, checked);
+    let failed = failed_logins(state, std::slice::from_ref(&user)).await?;
+    let user = UserRow::new(state, user, failed.first().copied().unwrap_or(0));
     let (notice, new_password) = match view.flash {
         Some(Flash::Notice { text }) => (Some(text), None),
         Some(Flash::NewPassword {
@@ -435,6 +520,29 @@ pub async fn set_roles(
         }
         Err(err) => Err(err.into()),
     }
+}
+
+/// `POST /admin/users/{name}/unlock`: a throttled account may sign in again at once. Back to
+/// the list (`back=list`) or the user page.
+#[tracing::instrument(name = "admin unlock", skip_all, fields(username = %identity.username))]
+pub async fn unlock(
+    req: HttpRequest,
+    identity: Identity,
+    name: web::Path<String>,
+    form: web::Form<CsrfForm>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, PageError> {
+    require_admin(&identity, &req)?;
+    identity.verify_csrf(form.csrf.as_deref())?;
+    let ip = ip(&req, &state);
+    operator(&state, &identity, &ip).unlock(&name).await?;
+    let notice = Flash::notice(format!("Unlocked {name}: they can sign in again now."));
+    let back = if form.back.as_deref() == Some("list") {
+        "/admin/users".to_owned()
+    } else {
+        user_path(&name)
+    };
+    flash::redirect(&state, &identity, &back, notice).await
 }
 
 /// `POST /admin/users/{name}/disable` and `/enable`.

@@ -8,9 +8,11 @@ use serde::Deserialize;
 use super::{ApiError, require_api_csrf};
 use crate::auth::Identity;
 use crate::routes::account::{ip, operator};
-use crate::routes::paging::{self, name_cursor, search_text, stream_cursor};
+use crate::routes::admin::audit::action_filter;
+use crate::routes::admin::users::failed_logins;
+use crate::routes::paging::{self, search_text, stream_cursor, user_cursor};
 use crate::state::AppState;
-use crate::store::is_admin;
+use crate::store::{AuditFilter, UserSummary, is_admin};
 use crate::users::{normalize_name, optional_name};
 
 fn admin(identity: &Identity, req: &HttpRequest) -> Result<(), ApiError> {
@@ -32,17 +34,52 @@ pub async fn list_users(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     admin(&identity, &req)?;
-    let prefix = search_text("q", query.q.as_deref())?;
-    let after = name_cursor("after", query.after.as_deref())?;
+    let text = search_text("q", query.q.as_deref())?;
+    let after = user_cursor("after", &text, query.after.as_deref())?;
     let page = state
         .store
         .list_users(
-            &prefix,
+            &text,
             after.as_deref(),
             paging::limit(query.limit.as_deref())?,
         )
         .await?;
-    Ok(HttpResponse::Ok().json(page))
+    let failed = failed_logins(&state, &page.items).await?;
+    let limit = state.settings.throttle.max_failures_per_account;
+    let items: Vec<ApiUser> = page
+        .items
+        .into_iter()
+        .zip(failed)
+        .map(|(user, failed_logins)| ApiUser {
+            user,
+            failed_logins,
+            throttled: failed_logins >= limit,
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(serde_json::json!({"items": items, "next": page.next})))
+}
+
+/// A user as the API lists them: the record's summary and the throttle status.
+#[derive(serde::Serialize)]
+struct ApiUser {
+    #[serde(flatten)]
+    user: UserSummary,
+    failed_logins: u64,
+    throttled: bool,
+}
+
+/// `POST /api/admin/users/{name}/unlock`: clears the account's failed-login counter.
+pub async fn unlock(
+    req: HttpRequest,
+    identity: Identity,
+    name: web::Path<String>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    admin(&identity, &req)?;
+    require_api_csrf(&req, &identity)?;
+    let ip = ip(&req, &state);
+    operator(&state, &identity, &ip).unlock(&name).await?;
+    Ok(HttpResponse::NoContent().finish())
 }
 
 #[derive(Deserialize)]
@@ -232,11 +269,12 @@ pub async fn list_sessions(
 #[derive(Deserialize)]
 pub struct AuditQuery {
     user: Option<String>,
+    action: Option<String>,
     before: Option<String>,
     limit: Option<String>,
 }
 
-/// `GET /api/admin/audit?user=&before=&limit=`: newest first.
+/// `GET /api/admin/audit?user=&action=&before=&limit=`: newest first.
 pub async fn audit(
     req: HttpRequest,
     identity: Identity,
@@ -245,14 +283,15 @@ pub async fn audit(
 ) -> Result<HttpResponse, ApiError> {
     admin(&identity, &req)?;
     let user = optional_name(query.user.as_deref())?;
+    let action = action_filter(query.action.as_deref())?;
     let before = stream_cursor("before", query.before.as_deref())?;
+    let filter = AuditFilter {
+        user: user.as_deref(),
+        action,
+    };
     let page = state
         .store
-        .audit(
-            user.as_deref(),
-            before,
-            paging::limit(query.limit.as_deref())?,
-        )
+        .audit(filter, before, paging::limit(query.limit.as_deref())?)
         .await?;
     Ok(HttpResponse::Ok().json(page))
 }

@@ -128,6 +128,10 @@ pub async fn post(
         .sign_in(&req, &state, &user.name, &user.roles, &ip, &device)
         .await?;
     state
+        .store
+        .note_login(&user.name, state.clock.now())
+        .await?;
+    state
         .audit(Action::LoginSucceeded, &user.name, &user.name, "", &ip)
         .await?;
     tracing::info!(ip, "login succeeded");

@@ -1,0 +1,63 @@
+//! Finding users whose name *contains* a text, without scanning every user. Every suffix of
+//! every name is kept as a member `suffix:name` of one sorted set whose scores are all 0, so
+//! Redis orders members by their bytes. A name contains `text` exactly when one of its
+//! suffixes starts with `text`, so one `ZRANGEBYLEX [text [text\xff` returns the matches,
+//! touching only them (and their repeats). A name with `text` in it twice has two matching
+//! members; only the one at the first occurrence counts, so each name is listed once.
+//!
+//! Cost: a name of n characters adds n members of at most 2n + 1 bytes; names are at most 64
+//! characters of `[a-z0-9._-]`, so `:` never appears inside a suffix or a name.
+
+/// The members a name puts in the index.
+pub fn members(name: &str) -> Vec<String> {
+    (0..name.len())
+        .filter(|i| name.is_char_boundary(*i))
+        .map(|i| format!("{}:{name}", &name[i..]))
+        .collect()
+}
+
+/// The name a member stands for, if it is the member of the first place `text` occurs in
+/// that name (so each matching name counts once).
+pub fn first_match<'a>(member: &'a str, text: &str) -> Option<&'a str> {
+    let (suffix, name) = member.split_once(':')?;
+    let at = name.find(text)?;
+    (suffix.starts_with(text) && at == name.len() - suffix.len()).then_some(name)
+}
+
+/// Whether `raw` can be a member of the index (a search cursor): `suffix:name`, the name
+/// ending with the suffix.
+pub fn is_member(raw: &str) -> bool {
+    raw.split_once(':').is_some_and(|(suffix, name)| {
+        !suffix.is_empty()
+            && name.ends_with(suffix)
+            && crate::users::normalize_name(name).is_ok_and(|n| n == name)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_suffix_is_a_member() {
+        assert_eq!(members("bob"), ["bob:bob", "ob:bob", "b:bob"]);
+    }
+
+    #[test]
+    fn a_name_matches_once_at_its_first_occurrence() {
+        let matches: Vec<String> = ["banana", "anna", "bob"]
+            .iter()
+            .flat_map(|name| members(name))
+            .filter_map(|member| first_match(&member, "an").map(str::to_owned))
+            .collect();
+        assert_eq!(matches, ["banana", "anna"]);
+    }
+
+    #[test]
+    fn cursors_are_members() {
+        assert!(is_member("ob:bob"));
+        for bad in ["", "bob", ":bob", "x:bob", "ob:Bob", "ob:b ob", "a:b:a"] {
+            assert!(!is_member(bad), "{bad:?}");
+        }
+    }
+}
