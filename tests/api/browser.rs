@@ -225,6 +225,87 @@ async fn an_admin_revokes_and_demotes_a_user_in_another_browser() {
 }
 
 /// Signs in through the login form, as a person would, and waits for the home page.
+#[actix_web::test]
+async fn the_login_page_says_why_you_are_there() {
+    // Arrange: alice and an admin, each in a browser of their own.
+    let app = spawn_app(Backend::Redis).await;
+    app.create_user("boss", &["admin"]).await;
+    app.create_user("alice", &[]).await;
+    let driver = ChromeDriver::start();
+    let admin = driver.browser().await;
+    let alice = driver.browser().await;
+    sign_in(&admin, &app.address, "boss").await;
+    sign_in(&alice, &app.address, "alice").await;
+    let alice_page = format!("{}/admin/users/alice", app.address);
+
+    // Act: the admin ends all of alice's sessions (a confirmed action); alice opens a page.
+    admin.goto(&alice_page).await.unwrap();
+    click(&admin, Locator::Id("revoke-all")).await;
+    wait_for_text(&admin, Locator::Id("confirm-question")).await;
+    click(&admin, Locator::Id("confirm")).await;
+    wait_for_text(&admin, Locator::Css(".notice")).await;
+    alice
+        .goto(&format!("{}/account/sessions", app.address))
+        .await
+        .unwrap();
+    let ended = wait_for_text(&alice, Locator::Css(".notice")).await;
+
+    // Assert: told why, and signing in goes where she was going.
+    assert_eq!(ended, "Your session was ended. Sign in again to continue.");
+    assert_eq!(alice.current_url().await.unwrap().path(), "/login");
+    fill(&alice, "username", "alice").await;
+    fill(&alice, "password", PASSWORD).await;
+    click(&alice, Locator::Css("button[type=submit]")).await;
+    alice
+        .wait()
+        .for_element(Locator::Id("nav-logout"))
+        .await
+        .unwrap();
+    assert_eq!(
+        alice.current_url().await.unwrap().path(),
+        "/account/sessions"
+    );
+
+    // Act + Assert: signing out says so.
+    click(&alice, Locator::Id("nav-logout")).await;
+    let signed_out = wait_for_text(&alice, Locator::Css(".notice")).await;
+    assert_eq!(signed_out, "You signed out.");
+
+    // Act: the admin disables alice; she tries her (right) password.
+    admin.goto(&alice_page).await.unwrap();
+    click(&admin, Locator::Id("toggle-disabled")).await;
+    wait_for_text(&admin, Locator::Id("confirm-question")).await;
+    click(&admin, Locator::Id("confirm")).await;
+    wait_for_text(&admin, Locator::Css(".notice")).await;
+    fill(&alice, "username", "alice").await;
+    fill(&alice, "password", PASSWORD).await;
+    click(&alice, Locator::Css("button[type=submit]")).await;
+    let refused = wait_for_text(&alice, Locator::Css(".error")).await;
+
+    // Assert: only the right password learns the account is disabled.
+    assert_eq!(
+        refused,
+        "This account is disabled. Ask an administrator to enable it."
+    );
+    fill(&alice, "password", "not her password").await;
+    click(&alice, Locator::Css("button[type=submit]")).await;
+    alice
+        .wait()
+        .for_element(Locator::Css(".error"))
+        .await
+        .unwrap();
+    let wrong = alice
+        .find(Locator::Css(".error"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(wrong, "Invalid user name or password.");
+    admin.close().await.unwrap();
+    alice.close().await.unwrap();
+}
+
 async fn sign_in(browser: &fantoccini::Client, address: &str, name: &str) {
     browser.goto(&format!("{address}/login")).await.unwrap();
     fill(browser, "username", name).await;
@@ -431,6 +512,9 @@ async fn every_page_fits_a_phone_screen() {
         device.login("alice", PASSWORD).await;
     }
     app.browser().login("alice", "a wrong guess").await;
+    for _ in 0..app.settings.throttle.max_failures_per_account {
+        app.browser().login("user3", "a wrong guess").await;
+    }
     let driver = ChromeDriver::start();
     let admin = driver.browser().await;
     let anonymous = driver.browser().await;
@@ -438,9 +522,13 @@ async fn every_page_fits_a_phone_screen() {
     let pages = [
         ("overview", "/admin"),
         ("users", "/admin/users"),
+        ("users-search", "/admin/users?q=ser"),
         ("user", "/admin/users/alice"),
+        ("throttled-user", "/admin/users/user3"),
         ("sessions", "/admin/sessions"),
+        ("sessions-several", "/admin/sessions?user=user"),
         ("audit", "/admin/audit"),
+        ("audit-filtered", "/admin/audit?user=alice&action=login"),
         ("account", "/account/sessions"),
         ("home", "/"),
         ("reauth", "/account/reauth?next=/account/sessions"),
@@ -476,7 +564,7 @@ async fn every_page_fits_a_phone_screen() {
             "confirmation at {width} px: {page} > {screen}"
         );
         anonymous
-            .goto(&format!("{}/login", app.address))
+            .goto(&format!("{}/login?next=%2Fadmin&why=ended", app.address))
             .await
             .unwrap();
         let (page, screen) = widths(&anonymous).await;
