@@ -2,6 +2,7 @@
 //! cursor the store would refuse is the client's mistake: a 400 that names the parameter,
 //! never a store error (and never a 503, which means "the store cannot be reached").
 
+use crate::store::UserOrder;
 use crate::users::normalize_name;
 
 /// The longest search text accepted: no user name is longer.
@@ -67,26 +68,42 @@ pub fn name_cursor(name: &'static str, raw: Option<&str>) -> Result<Option<Strin
     }
 }
 
-/// A cursor into the user listing: a user name when listing everyone, a name-index member
-/// (`suffix:name`) when searching.
+/// A cursor into the user listing: a user name in name order, an order-index member
+/// (`{10 digits}:name`) in the other orders, a name-index member (`suffix:name`) when
+/// searching.
 pub fn user_cursor(
     name: &'static str,
     text: &str,
+    order: UserOrder,
     raw: Option<&str>,
 ) -> Result<Option<String>, BadParameter> {
+    use crate::store::names;
     let Some(raw) = raw.filter(|r| !r.trim().is_empty()) else {
         return Ok(None);
     };
-    if text.is_empty() {
-        return name_cursor(name, Some(raw));
-    }
-    if crate::store::names::is_member(raw) {
+    let fits = match (text.is_empty(), order) {
+        (true, UserOrder::Name) => return name_cursor(name, Some(raw)),
+        (true, _) => names::is_recent_member(raw),
+        (false, _) => names::is_member(raw),
+    };
+    if fits {
         Ok(Some(raw.to_owned()))
     } else {
         Err(BadParameter {
             name,
-            reason: "expected a cursor from a previous page of this search",
+            reason: "expected a cursor from a previous page of this listing",
         })
+    }
+}
+
+/// The order of the user listing: `name` (default), `newest` or `last-login`.
+pub fn user_order(raw: Option<&str>) -> Result<UserOrder, BadParameter> {
+    match raw.filter(|r| !r.is_empty()) {
+        None => Ok(UserOrder::Name),
+        Some(raw) => UserOrder::from_param(raw).ok_or(BadParameter {
+            name: "sort",
+            reason: "one of name, newest, last-login",
+        }),
     }
 }
 

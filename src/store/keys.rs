@@ -8,7 +8,9 @@
 //! | `{p}active:{minute}` | HyperLogLog | idle timeout + 2 min | sessions seen in that minute (the "active sessions" estimate) |
 //! | `{p}u:{user}` | hash | none | one user: `phc` (argon2id PHC string), `roles` (comma-separated), `disabled` (`0`/`1`), `created`, `last_login` |
 //! | `{p}users` | sorted set | none | every user name, score 0, so names list in order with `ZRANGEBYLEX` |
-//! | `{p}users:sfx` | sorted set | none | every suffix of every user name as `suffix:name`, score 0: names containing a text with one `ZRANGEBYLEX` (see `names.rs`); `{p}users:sfx:v1` marks it built for users created before it existed |
+//! | `{p}users:sfx` | sorted set | none | every suffix of every user name as `suffix:name`, score 0: names containing a text with one `ZRANGEBYLEX` (see `names.rs`) |
+//! | `{p}users:new`, `{p}users:login` | sorted set | none | one member per user, `{9999999999 - time}:name` (10 digits), score 0: users newest first, and by most recent sign-in (never last), paged with `ZRANGEBYLEX` |
+//! | `{p}users:indexes:v1` | string | none | set once users from before the three indexes above were entered in them (at start-up, in the background) |
 //! | `{p}admins` | set | none | enabled users with role `admin`, kept by the same scripts that change roles and the disabled flag, for the last-admin guard |
 //! | `{p}t:{scope}:{id}` | string (counter) | the throttle window | failed logins per account (`acct`) or per client IP (`ip`) |
 //! | `{p}audit`, `{p}audit:u:{user}`, `{p}audit:a:{action}` | stream | capped (~10,000 / ~500 / ~1,000 entries) | the audit log, globally, per user named in an entry, and per action (the filters read these, never the whole log) |
@@ -109,6 +111,19 @@ impl Keys {
 
     pub fn user_suffixes(&self) -> String {
         format!("{}users:sfx", self.prefix)
+    }
+
+    pub fn users_newest(&self) -> String {
+        format!("{}users:new", self.prefix)
+    }
+
+    pub fn users_by_login(&self) -> String {
+        format!("{}users:login", self.prefix)
+    }
+
+    /// Set once every user from before the indexes existed has been entered in them.
+    pub fn user_indexes_built(&self) -> String {
+        format!("{}users:indexes:v1", self.prefix)
     }
 
     /// `counter` is `acct:{user}` or `ip:{address}`.

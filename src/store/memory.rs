@@ -8,7 +8,7 @@ use super::{
     AUDIT_CAP, AuditEntry, AuditFilter, CREATED_FIELD, Counter, DEVICE_FIELD, Ending,
     GuardedChange, HANDLE_FIELD, IP_FIELD, Page, REFRESH_FIELD, ROLES_FIELD, RefreshOutcome,
     SEEN_FIELD, STATS_RETENTION_SECS, SessionInfo, SessionPolicy, Stat, StoreError, UID_FIELD,
-    UserRecord, UserSummary, is_admin, minute_of,
+    UserOrder, UserRecord, UserSummary, is_admin, minute_of, names,
 };
 use crate::clock::Clock;
 
@@ -482,19 +482,29 @@ impl MemoryStore {
     pub async fn list_users(
         &self,
         text: &str,
+        order: UserOrder,
         after: Option<&str>,
         limit: usize,
     ) -> Result<Page<UserSummary>, StoreError> {
         let now = self.clock.now();
         let inner = self.lock();
         let mut rows: Vec<(String, &UserRecord)> = if text.is_empty() {
-            inner
+            let mut all: Vec<(String, &UserRecord)> = inner
                 .users
                 .iter()
-                .filter(|(name, _)| after.is_none_or(|a| name.as_str() > a))
-                .take(limit + 1)
-                .map(|(name, user)| (name.clone(), user))
-                .collect()
+                .map(|(name, user)| {
+                    let cursor = match order {
+                        UserOrder::Name => name.clone(),
+                        UserOrder::Newest => names::recent_member(user.created, name),
+                        UserOrder::RecentLogin => names::recent_member(user.last_login, name),
+                    };
+                    (cursor, user)
+                })
+                .filter(|(cursor, _)| after.is_none_or(|a| cursor.as_str() > a))
+                .collect();
+            all.sort_by(|a, b| a.0.cmp(&b.0));
+            all.truncate(limit + 1);
+            all
         } else {
             let mut found: Vec<(String, &UserRecord)> = inner
                 .users

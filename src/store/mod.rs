@@ -84,6 +84,33 @@ pub struct SessionInfo {
     pub device: String,
 }
 
+/// The orders the user list is kept in (each one index, see `names.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum UserOrder {
+    #[default]
+    Name,
+    /// Newest first.
+    Newest,
+    /// Most recent sign-in first; users who never signed in last.
+    RecentLogin,
+}
+
+impl UserOrder {
+    pub const ALL: [UserOrder; 3] = [UserOrder::Name, UserOrder::Newest, UserOrder::RecentLogin];
+
+    pub fn param(self) -> &'static str {
+        match self {
+            UserOrder::Name => "name",
+            UserOrder::Newest => "newest",
+            UserOrder::RecentLogin => "last-login",
+        }
+    }
+
+    pub fn from_param(raw: &str) -> Option<UserOrder> {
+        UserOrder::ALL.into_iter().find(|o| o.param() == raw)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct UserSummary {
     pub name: String,
@@ -427,16 +454,18 @@ impl Store {
         dispatch!(self.active_sessions())
     }
 
-    /// Every user in name order (`text` empty; the cursor `after` is a name), or the users
-    /// whose name contains `text`, ordered by the name from the match on (the cursor is a
-    /// name-index member, see `names.rs`). Never a scan of all users on Redis.
+    /// Every user in `order` (`text` empty; the cursor `after` is a name, or an order-index
+    /// member), or the users whose name contains `text`, ordered by the name from the match
+    /// on (the cursor is a name-index member, see `names.rs`). Never a scan of all users on
+    /// Redis.
     pub async fn list_users(
         &self,
         text: &str,
+        order: UserOrder,
         after: Option<&str>,
         limit: usize,
     ) -> Result<Page<UserSummary>, StoreError> {
-        dispatch!(self.list_users(text, after, limit))
+        dispatch!(self.list_users(text, order, after, limit))
     }
 
     /// Records a successful sign-in on the user record (`last_login`).

@@ -7,6 +7,34 @@
 //!
 //! Cost: a name of n characters adds n members of at most 2n + 1 bytes; names are at most 64
 //! characters of `[a-z0-9._-]`, so `:` never appears inside a suffix or a name.
+//!
+//! The "newest first" and "recently signed in" orders are kept the same way: one member
+//! `{9999999999 - time, 10 digits}:name` per user in a set of equal scores, so byte order is
+//! newest first and a cursor is a member (exact paging, even for users created in the same
+//! second). The scripts that create and delete users and record sign-ins keep them, with the
+//! same formula in Lua.
+
+/// The latest time (Unix seconds) the order indexes can hold: the year 2286.
+const LATEST: i64 = 9_999_999_999;
+
+/// The member of `name` in an order index for time `at` (0 = never, listed last).
+pub fn recent_member(at: i64, name: &str) -> String {
+    format!("{:010}:{name}", LATEST - at.clamp(0, LATEST))
+}
+
+/// Whether `raw` can be a member of an order index (a cursor of a sorted listing).
+pub fn is_recent_member(raw: &str) -> bool {
+    raw.split_once(':').is_some_and(|(time, name)| {
+        time.len() == 10
+            && time.bytes().all(|b| b.is_ascii_digit())
+            && crate::users::normalize_name(name).is_ok_and(|n| n == name)
+    })
+}
+
+/// The name in an index member.
+pub fn name_of(member: &str) -> &str {
+    member.split_once(':').map_or(member, |(_, name)| name)
+}
 
 /// The members a name puts in the index.
 pub fn members(name: &str) -> Vec<String> {
@@ -51,6 +79,20 @@ mod tests {
             .filter_map(|member| first_match(&member, "an").map(str::to_owned))
             .collect();
         assert_eq!(matches, ["banana", "anna"]);
+    }
+
+    #[test]
+    fn newer_sorts_first_and_never_last() {
+        let mut members = [
+            recent_member(0, "never"),
+            recent_member(1_700_000_000, "old"),
+            recent_member(1_800_000_000, "new"),
+        ];
+        members.sort();
+        let names: Vec<&str> = members.iter().map(|m| name_of(m)).collect();
+        assert_eq!(names, ["new", "old", "never"]);
+        assert!(members.iter().all(|m| is_recent_member(m)));
+        assert!(!is_recent_member("123:bob") && !is_recent_member("abcdefghij:bob"));
     }
 
     #[test]

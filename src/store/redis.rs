@@ -17,7 +17,7 @@ use super::{
     ACTION_AUDIT_CAP, AUDIT_CAP, AuditEntry, AuditFilter, CREATED_FIELD, Counter, DEVICE_FIELD,
     Ending, GuardedChange, IP_FIELD, LAST_LOGIN_FIELD, Page, RefreshOutcome, SEEN_FIELD,
     STATS_RETENTION_SECS, SessionInfo, SessionPolicy, Stat, StoreError, UID_FIELD, USER_AUDIT_CAP,
-    UserRecord, UserSummary,
+    UserOrder, UserRecord, UserSummary,
 };
 use crate::clock::Clock;
 use crate::metrics::Metrics;
@@ -42,6 +42,7 @@ struct Scripts {
     set_disabled: Script,
     delete_user: Script,
     set_user_field: Script,
+    note_login: Script,
 }
 
 pub struct RedisStore {
@@ -93,11 +94,12 @@ impl RedisStore {
                 delete: Script::new(include_str!("lua/delete_session-2.lua")),
                 revoke_all: Script::new(include_str!("lua/revoke_all-2.lua")),
                 revoke_one: Script::new(include_str!("lua/revoke_one-3.lua")),
-                create_user: Script::new(include_str!("lua/create_user-4.lua")),
+                create_user: Script::new(include_str!("lua/create_user-6.lua")),
                 set_roles: Script::new(include_str!("lua/set_roles-3.lua")),
                 set_disabled: Script::new(include_str!("lua/set_disabled-3.lua")),
-                delete_user: Script::new(include_str!("lua/delete_user-5.lua")),
+                delete_user: Script::new(include_str!("lua/delete_user-7.lua")),
                 set_user_field: Script::new(include_str!("lua/set_user_field-1.lua")),
+                note_login: Script::new(include_str!("lua/note_login-2.lua")),
             },
         })
     }
@@ -448,6 +450,8 @@ impl RedisStore {
             .key(self.keys.users())
             .key(self.keys.admins())
             .key(self.keys.user_suffixes())
+            .key(self.keys.users_newest())
+            .key(self.keys.users_by_login())
             .arg(&user.name)
             .arg(&user.phc)
             .arg(user.roles.join(","))
@@ -527,17 +531,19 @@ impl RedisStore {
     }
 
     pub async fn note_login(&self, name: &str, at: i64) -> Result<(), StoreError> {
-        self.set_user_field(name, LAST_LOGIN_FIELD, &at.to_string())
+        let mut invocation = self.scripts.note_login.key(self.keys.user(name));
+        invocation.key(self.keys.users_by_login()).arg(name).arg(at);
+        self.run(|mut conn| async move { invocation.invoke_async::<i64>(&mut conn).await })
             .await
             .map(|_| ())
     }
 
-    /// Enters every existing user in the name-substring index, once per store: what an
-    /// upgrade from a version without the index needs. Idempotent (members are a set), so a
-    /// crash half-way only means the next start does it again; a user deleted meanwhile may
+    /// Enters every existing user in the name-substring and order indexes, once per store:
+    /// what an upgrade from a version without them needs. Idempotent (members are a set), so
+    /// a crash half-way only means the next start does it again; a user deleted meanwhile may
     /// leave members behind, which listings skip (their record is gone).
     pub async fn index_user_names(&self) -> Result<u64, StoreError> {
-        let done_key = format!("{}:v1", self.keys.user_suffixes());
+        let done_key = self.keys.user_indexes_built();
         let done_check = done_key.clone();
         let done: bool = self
             .run(|mut conn| async move { conn.exists(done_check).await })
@@ -548,15 +554,42 @@ impl RedisStore {
         let mut after: Option<String> = None;
         let mut indexed = 0;
         loop {
-            let page = self.names_after(after.as_deref(), 500).await?;
+            let page = self
+                .lex_page(self.keys.users(), after.as_deref(), 500)
+                .await?;
             if page.is_empty() {
                 break;
             }
-            let mut pipe = redis::pipe();
+            let mut read = redis::pipe();
             for name in &page {
+                read.cmd("HMGET")
+                    .arg(self.keys.user(name))
+                    .arg(&["created", LAST_LOGIN_FIELD]);
+            }
+            let times: Vec<Vec<Option<i64>>> = self
+                .run(|mut conn| async move { read.query_async(&mut conn).await })
+                .await?;
+            let mut pipe = redis::pipe();
+            for (name, times) in page.iter().zip(times) {
+                let Some(created) = times.first().copied().flatten() else {
+                    continue; // deleted meanwhile
+                };
+                let last_login = times.get(1).copied().flatten().unwrap_or(0);
                 for member in names::members(name) {
                     pipe.zadd(self.keys.user_suffixes(), member, 0).ignore();
                 }
+                pipe.zadd(
+                    self.keys.users_newest(),
+                    names::recent_member(created, name),
+                    0,
+                )
+                .ignore();
+                pipe.zadd(
+                    self.keys.users_by_login(),
+                    names::recent_member(last_login, name),
+                    0,
+                )
+                .ignore();
             }
             self.run(|mut conn| async move { pipe.query_async::<()>(&mut conn).await })
                 .await?;
@@ -568,9 +601,10 @@ impl RedisStore {
         Ok(indexed)
     }
 
-    /// Up to `limit` user names after `after`, in order.
-    async fn names_after(
+    /// Up to `limit` members of a score-0 index after the member `after`, in byte order.
+    async fn lex_page(
         &self,
+        key: String,
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<String>, StoreError> {
@@ -578,7 +612,6 @@ impl RedisStore {
             Some(after) => format!("({after}"),
             None => "-".to_owned(),
         };
-        let key = self.keys.users();
         self.run(|mut conn| async move {
             redis::cmd("ZRANGEBYLEX")
                 .arg(key)
@@ -652,6 +685,8 @@ impl RedisStore {
             .key(self.keys.users())
             .key(format!("{}{name}", self.keys.not_before_prefix()))
             .key(self.keys.user_suffixes())
+            .key(self.keys.users_newest())
+            .key(self.keys.users_by_login())
             .arg(name)
             .arg(flag(protect_last_admin))
             .arg(self.clock.now())
@@ -788,15 +823,22 @@ impl RedisStore {
     pub async fn list_users(
         &self,
         text: &str,
+        order: UserOrder,
         after: Option<&str>,
         limit: usize,
     ) -> Result<Page<UserSummary>, StoreError> {
-        // (cursor, name): in name order when listing everyone, in index order when searching.
+        // (cursor, name): in the order's index when listing everyone, in the name index's
+        // order when searching.
+        let index = match order {
+            UserOrder::Name => self.keys.users(),
+            UserOrder::Newest => self.keys.users_newest(),
+            UserOrder::RecentLogin => self.keys.users_by_login(),
+        };
         let mut rows: Vec<(String, String)> = if text.is_empty() {
-            self.names_after(after, limit + 1)
+            self.lex_page(index, after, limit + 1)
                 .await?
                 .into_iter()
-                .map(|name| (name.clone(), name))
+                .map(|member| (member.clone(), names::name_of(&member).to_owned()))
                 .collect()
         } else {
             self.names_containing(text, after, limit).await?

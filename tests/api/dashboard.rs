@@ -31,6 +31,7 @@ all_modes!(
     search_finds_names_containing_the_text,
     users_list_shows_sign_ins_throttling_and_unlock,
     session_and_audit_filters_match_names_and_actions,
+    users_sort_by_name_newest_and_last_sign_in,
     all_sessions_list_pages_newest_first,
     api_mirrors_the_dashboard,
     every_action_writes_an_audit_entry_without_secrets,
@@ -917,7 +918,7 @@ async fn users_list_pages_and_searches(backend: Backend) {
     let first = admin.get("/admin/users?q=user").await;
     let next = form_value(
         &first.body.replace(
-            "href=\"/admin/users?q=user&amp;after=",
+            "href=\"/admin/users?q=user&amp;sort=name&amp;after=",
             "name=\"next\" value=\"",
         ),
         "next",
@@ -1095,6 +1096,91 @@ async fn session_and_audit_filters_match_names_and_actions(backend: Backend) {
     assert!(api_codes.iter().all(|c| *c == "login"));
     assert_eq!(bad_action.status, 400);
     assert_eq!(bad_api_action.status, 400);
+}
+
+async fn users_sort_by_name_newest_and_last_sign_in(backend: Backend) {
+    let (app, admin, _) = admin_and_user(backend).await;
+    app.clock.advance(100);
+    app.create_user("carol", &[]).await;
+    app.clock.advance(100);
+    // Three users created in the same second: paging must neither skip nor repeat them.
+    let same_second = app.clock.now();
+    for name in ["dan", "erin", "fay"] {
+        let user = sessiond::store::UserRecord {
+            name: name.to_owned(),
+            phc: "unused".to_owned(),
+            roles: Vec::new(),
+            disabled: false,
+            created: same_second,
+            last_login: 0,
+        };
+        assert!(app.store.create_user(&user).await.unwrap());
+    }
+    app.clock.advance(100);
+    app.browser().login("carol", PASSWORD).await;
+    let names = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let all = |sort: &'static str| {
+        let admin = &admin;
+        async move {
+            let mut seen = Vec::new();
+            let mut after = String::new();
+            loop {
+                let page: Value = serde_json::from_str(
+                    &admin
+                        .get(&format!(
+                            "/api/admin/users?sort={sort}&limit=2&after={}",
+                            encode(&after)
+                        ))
+                        .await
+                        .body,
+                )
+                .unwrap();
+                seen.extend(names(&page));
+                match page["next"].as_str() {
+                    Some(next) => after = next.to_owned(),
+                    None => return seen,
+                }
+            }
+        }
+    };
+
+    // Act
+    let by_name = all("name").await;
+    let newest = all("newest").await;
+    let by_login = all("last-login").await;
+    let page = admin.get("/admin/users?sort=newest").await;
+    let bad = admin.get("/api/admin/users?sort=shoe-size").await;
+
+    // Assert: every user once in each order.
+    let mut expected = by_name.clone();
+    expected.sort();
+    assert_eq!(by_name, expected);
+    assert_eq!(newest.len(), by_name.len(), "{newest:?}");
+    assert_eq!(
+        &newest[..4],
+        ["dan", "erin", "fay", "carol"],
+        "newest first, ties by name"
+    );
+    assert_eq!(by_login.len(), by_name.len(), "{by_login:?}");
+    assert_eq!(by_login[0], "carol", "the latest sign-in first");
+    assert_eq!(
+        &by_login[by_login.len() - 4..],
+        ["admin", "dan", "erin", "fay"],
+        "never signed in: last"
+    );
+    assert!(
+        page.body
+            .contains(r#"aria-sort="descending"><a href="/admin/users?sort=newest""#)
+    );
+    assert!(page.body.contains("newest first"));
+    assert_eq!(bad.status, 400);
 }
 
 async fn users_list_shows_sign_ins_throttling_and_unlock(backend: Backend) {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use super::helpers::{Backend, Browser, PASSWORD, spawn_app, spawn_app_on};
 use super::redis_server::RedisServer;
+use sessiond::store::UserOrder;
 
 /// Commands Redis counts when our load script runs them; they cost no round trip.
 const INSIDE_LOAD_SCRIPT: [&str; 8] = [
@@ -348,6 +349,21 @@ async fn a_user_search_reads_the_name_index_not_every_user() {
     for scan in ["scan", "keys", "zscan", "zrange", "sscan"] {
         assert_eq!(delta(scan), 0, "{scan}");
     }
+
+    // A deleted user leaves nothing in any user index.
+    app.operator().delete_user("a.zed.b", false).await.unwrap();
+    let mut conn = redis.connection().unwrap();
+    let prefix = &app.settings.store.key_prefix;
+    for index in ["users", "users:sfx", "users:new", "users:login"] {
+        let members: Vec<String> = redis::cmd("ZRANGE")
+            .arg(format!("{prefix}{index}"))
+            .arg(0)
+            .arg(-1)
+            .query(&mut conn)
+            .unwrap();
+        assert!(!members.iter().any(|m| m.contains("a.zed.b")), "{index}");
+        assert!(members.iter().any(|m| m.ends_with("uzed")), "{index} kept");
+    }
 }
 
 #[actix_web::test]
@@ -362,12 +378,14 @@ async fn users_created_before_the_name_index_are_entered_at_start_up() {
     let mut conn = redis.connection().unwrap();
     let _: () = redis::cmd("DEL")
         .arg(format!("{prefix}users:sfx"))
-        .arg(format!("{prefix}users:sfx:v1"))
+        .arg(format!("{prefix}users:new"))
+        .arg(format!("{prefix}users:login"))
+        .arg(format!("{prefix}users:indexes:v1"))
         .query(&mut conn)
         .unwrap();
     assert!(
         old.store
-            .list_users("ivi", None, 10)
+            .list_users("ivi", UserOrder::Name, None, 10)
             .await
             .unwrap()
             .items
@@ -380,7 +398,12 @@ async fn users_created_before_the_name_index_are_entered_at_start_up() {
     // Assert: the index is built in the background; wait for it (no timing asserted).
     let mut found = Vec::new();
     for _ in 0..100 {
-        found = new.store.list_users("ivi", None, 10).await.unwrap().items;
+        found = new
+            .store
+            .list_users("ivi", UserOrder::Name, None, 10)
+            .await
+            .unwrap()
+            .items;
         if !found.is_empty() {
             break;
         }
@@ -388,6 +411,22 @@ async fn users_created_before_the_name_index_are_entered_at_start_up() {
     }
     let names: Vec<&str> = found.iter().map(|u| u.name.as_str()).collect();
     assert_eq!(names, ["olivia"]);
-    let both = new.store.list_users("oliv", None, 10).await.unwrap().items;
+    let both = new
+        .store
+        .list_users("oliv", UserOrder::Name, None, 10)
+        .await
+        .unwrap()
+        .items;
     assert_eq!(both.len(), 2);
+    let newest = new
+        .store
+        .list_users("", UserOrder::Newest, None, 10)
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(
+        newest.len(),
+        3,
+        "admin, oliver, olivia in the order index too"
+    );
 }

@@ -12,7 +12,7 @@ use crate::auth::{AuthError, Identity};
 use crate::error::PageError;
 use crate::routes::{Nav, format_time, html, sessions_count};
 use crate::state::AppState;
-use crate::store::{AuditEntry, Stat};
+use crate::store::{AuditEntry, Stat, UserOrder};
 use chart::Chart;
 
 pub fn require_admin(identity: &Identity, req: &HttpRequest) -> Result<(), AuthError> {
@@ -44,7 +44,7 @@ impl UserFilter {
         }
         let matches: Vec<String> = state
             .store
-            .list_users(&text, None, FILTER_MATCHES)
+            .list_users(&text, UserOrder::Name, None, FILTER_MATCHES)
             .await?
             .items
             .into_iter()

@@ -11,13 +11,13 @@ use crate::error::{PageError, user_error_status};
 use crate::routes::account::{ip, operator, require_step_up};
 use crate::routes::confirm::{self, Question};
 use crate::routes::flash::{self, Flash};
-use crate::routes::paging::{search_text, user_cursor};
+use crate::routes::paging::{search_text, user_cursor, user_order};
 use crate::routes::{
     FieldError, Nav, RoleChoice, When, encode_query_value, html, parse_roles, role_choices,
     roles_sent, sessions_count,
 };
 use crate::state::AppState;
-use crate::store::{AuditFilter, UserSummary, is_admin};
+use crate::store::{AuditFilter, UserOrder, UserSummary, is_admin};
 use crate::users::{UserError, normalize_name};
 
 pub const PAGE_SIZE: usize = 25;
@@ -31,6 +31,7 @@ struct UsersPage {
     /// Every user, whatever the search.
     total: u64,
     query: String,
+    order: UserOrder,
     next: Option<String>,
     notice: Option<String>,
     /// The create form as it was sent, when it was refused (never the password).
@@ -46,6 +47,23 @@ impl UsersPage {
     // Percent-encoded: only letters, digits and `%XX` reach the page.
     fn query_param(&self) -> String {
         encode_query_value(&self.query)
+    }
+
+    fn sort_param(&self) -> &'static str {
+        self.order.param()
+    }
+
+    /// `aria-sort` of a column header: which order the rows are in.
+    fn sorted_by(&self, order: &str) -> &'static str {
+        if self.query.is_empty() && self.order.param() == order {
+            if order == "name" {
+                "ascending"
+            } else {
+                "descending"
+            }
+        } else {
+            "none"
+        }
     }
 
     fn next_param(&self) -> Option<String> {
@@ -129,6 +147,7 @@ struct CreateView {
 #[derive(Deserialize)]
 pub struct UsersQuery {
     q: Option<String>,
+    sort: Option<String>,
     after: Option<String>,
     /// The create form filled in again after a step-up (never the password).
     name: Option<String>,
@@ -146,7 +165,8 @@ pub async fn list(
 ) -> Result<HttpResponse, PageError> {
     require_admin(&identity, &req)?;
     let text = search_text("q", query.q.as_deref())?;
-    let after = user_cursor("after", &text, query.after.as_deref())?;
+    let order = user_order(query.sort.as_deref())?;
+    let after = user_cursor("after", &text, order, query.after.as_deref())?;
     let mut notice = flash::take_notice(&req, &state, &identity).await?;
     let create = match &query.name {
         // Back from confirming the password: the form as it was, but the password.
@@ -166,7 +186,7 @@ pub async fn list(
     let mut response = users_page(
         &identity,
         &state,
-        &text,
+        (&text, order),
         after.as_deref(),
         notice,
         create,
@@ -180,13 +200,16 @@ pub async fn list(
 async fn users_page(
     identity: &Identity,
     state: &AppState,
-    text: &str,
+    (text, order): (&str, UserOrder),
     after: Option<&str>,
     notice: Option<String>,
     create: CreateView,
     status: StatusCode,
 ) -> Result<HttpResponse, PageError> {
-    let page = state.store.list_users(text, after, PAGE_SIZE).await?;
+    let page = state
+        .store
+        .list_users(text, order, after, PAGE_SIZE)
+        .await?;
     let users = user_rows(state, page.items).await?;
     let total = state.store.user_count().await?;
     let nav = Nav::for_identity(identity)?;
@@ -198,6 +221,7 @@ async fn users_page(
             users,
             total,
             query: text.to_owned(),
+            order,
             next: page.next,
             notice,
             role_choices: role_choices(&state.settings, &[], &create.roles),
@@ -260,7 +284,7 @@ pub async fn create(
     users_page(
         &identity,
         &state,
-        "",
+        ("", UserOrder::Name),
         None,
         None,
         CreateView {

@@ -10,7 +10,7 @@ use crate::auth::Identity;
 use crate::routes::account::{ip, operator};
 use crate::routes::admin::audit::action_filter;
 use crate::routes::admin::users::failed_logins;
-use crate::routes::paging::{self, search_text, stream_cursor, user_cursor};
+use crate::routes::paging::{self, search_text, stream_cursor, user_cursor, user_order};
 use crate::state::AppState;
 use crate::store::{AuditFilter, UserSummary, is_admin};
 use crate::users::{normalize_name, optional_name};
@@ -22,11 +22,12 @@ fn admin(identity: &Identity, req: &HttpRequest) -> Result<(), ApiError> {
 #[derive(Deserialize)]
 pub struct UsersQuery {
     q: Option<String>,
+    sort: Option<String>,
     after: Option<String>,
     limit: Option<String>,
 }
 
-/// `GET /api/admin/users?q=&after=&limit=`
+/// `GET /api/admin/users?q=&sort=&after=&limit=`
 pub async fn list_users(
     req: HttpRequest,
     identity: Identity,
@@ -35,14 +36,12 @@ pub async fn list_users(
 ) -> Result<HttpResponse, ApiError> {
     admin(&identity, &req)?;
     let text = search_text("q", query.q.as_deref())?;
-    let after = user_cursor("after", &text, query.after.as_deref())?;
+    let order = user_order(query.sort.as_deref())?;
+    let after = user_cursor("after", &text, order, query.after.as_deref())?;
+    let limit = paging::limit(query.limit.as_deref())?;
     let page = state
         .store
-        .list_users(
-            &text,
-            after.as_deref(),
-            paging::limit(query.limit.as_deref())?,
-        )
+        .list_users(&text, order, after.as_deref(), limit)
         .await?;
     let failed = failed_logins(&state, &page.items).await?;
     let limit = state.settings.throttle.max_failures_per_account;
