@@ -35,6 +35,15 @@ pub struct ServerSettings {
     /// How often the `sessiond_active_sessions` gauge is read from the store (one command);
     /// 0 never reads it. A `/metrics` scrape itself costs no store call.
     pub active_sessions_refresh_secs: u64,
+    /// On SIGTERM (or SIGINT), requests in flight get this long to finish before the workers
+    /// are stopped; no new connection is accepted meanwhile.
+    pub shutdown_timeout_secs: u64,
+    /// A client must send a request's headers within this time of connecting (or of its
+    /// previous request), or the connection is closed with 408: slow-header clients cannot
+    /// hold workers' connections open.
+    pub request_header_timeout_ms: u64,
+    /// An idle keep-alive connection is closed after this long.
+    pub keep_alive_secs: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -181,6 +190,9 @@ impl Default for Settings {
                 max_body_bytes: 4096,
                 trust_forwarded_for: false,
                 active_sessions_refresh_secs: 15,
+                shutdown_timeout_secs: 30,
+                request_header_timeout_ms: 5000,
+                keep_alive_secs: 5,
             },
             store: StoreSettings {
                 url: "memory://".into(),
@@ -258,6 +270,12 @@ impl Settings {
             || self.session.cookie_name.is_empty()
         {
             return Err(invalid("session.cookie_name", "must be a cookie name"));
+        }
+        if self.server.request_header_timeout_ms == 0 {
+            return Err(invalid(
+                "server.request_header_timeout_ms",
+                "must be positive: 0 would let a slow client hold a connection forever",
+            ));
         }
         if self.server.max_body_bytes < 512 {
             return Err(invalid("server.max_body_bytes", "must be at least 512"));

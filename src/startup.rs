@@ -119,6 +119,14 @@ impl Application {
                 .map_err(crate::auth::password::PasswordError::from)??
                 .into();
 
+        match store.durability_warnings().await {
+            Ok(warnings) => {
+                for warning in warnings {
+                    tracing::warn!("{warning}");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not check how the store keeps data"),
+        }
         // Users created by a version without the name index enter it once, in the background:
         // until then a search may miss them, nothing else depends on it.
         let indexing = store.clone();
@@ -207,6 +215,9 @@ fn run(
         0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
         n => n,
     };
+    let shutdown_timeout_secs = settings.server.shutdown_timeout_secs;
+    let request_header_timeout_ms = settings.server.request_header_timeout_ms;
+    let keep_alive_secs = settings.server.keep_alive_secs;
     let server = HttpServer::new(move || {
         let sessions = SessionLayer::new(
             state.store.clone(),
@@ -235,7 +246,9 @@ fn run(
             .default_service(web::to(routes::no_route))
     })
     .workers(workers)
-    .shutdown_timeout(5)
+    .shutdown_timeout(shutdown_timeout_secs)
+    .client_request_timeout(Duration::from_millis(request_header_timeout_ms))
+    .keep_alive(Duration::from_secs(keep_alive_secs))
     .listen(listener)?
     .run();
     Ok(server)

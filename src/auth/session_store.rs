@@ -34,15 +34,24 @@ pub fn session_id_hash(session_id: &str) -> String {
     URL_SAFE_NO_PAD.encode(&Sha256::digest(session_id.as_bytes())[..16])
 }
 
+/// Marks the ID of a pre-login session (the login form's CSRF token and nothing else), so a
+/// missing one is never reported as "your session expired" to someone who never signed in.
+const PRE_LOGIN: &str = "p.";
+
 /// The hash of a presented ID, or `None` when it cannot be one we issued; such a value is
 /// treated as no session at all, without asking the store.
 fn presented_hash(key: &SessionKey) -> Option<String> {
     let id: &str = key.as_ref();
-    let well_formed = id.len() == SESSION_ID_LEN
-        && id
+    let random = id.strip_prefix(PRE_LOGIN).unwrap_or(id);
+    let well_formed = random.len() == SESSION_ID_LEN
+        && random
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     well_formed.then(|| session_id_hash(id))
+}
+
+fn is_pre_login(key: &SessionKey) -> bool {
+    key.as_ref().starts_with(PRE_LOGIN)
 }
 
 /// The fields the application owns; `_`-prefixed ones are computed or managed by the store.
@@ -86,14 +95,17 @@ impl SessionStore for SessionBackend {
             .load_session(&hash)
             .await
             .map_err(|e| LoadError::Other(note_failure(e)))?;
-        if state.is_none() {
+        if state.is_none() && !is_pre_login(key) {
             note_missing(hash);
         }
         Ok(state)
     }
 
     async fn save(&self, state: SessionState, _ttl: &Duration) -> Result<SessionKey, SaveError> {
-        let id = new_session_id().map_err(|e| SaveError::Other(e.into()))?;
+        let mut id = new_session_id().map_err(|e| SaveError::Other(e.into()))?;
+        if !state.contains_key(UID_FIELD) {
+            id.insert_str(0, PRE_LOGIN);
+        }
         store_new_session(&self.store, &id, state)
             .await
             .map_err(|e| SaveError::Other(note_failure(e)))?;
@@ -150,7 +162,18 @@ mod tests {
         let id = new_session_id().unwrap();
         let key = SessionKey::try_from(id.clone()).unwrap();
         assert_eq!(presented_hash(&key), Some(session_id_hash(&id)));
-        for bad in ["short", &"A".repeat(44), &format!("{}!", &id[..42])] {
+        let pre_login = SessionKey::try_from(format!("p.{id}")).unwrap();
+        assert_eq!(
+            presented_hash(&pre_login),
+            Some(session_id_hash(&format!("p.{id}")))
+        );
+        assert!(is_pre_login(&pre_login) && !is_pre_login(&key));
+        for bad in [
+            "short",
+            &"A".repeat(44),
+            &format!("{}!", &id[..42]),
+            &format!("q.{id}"),
+        ] {
             let key = SessionKey::try_from(bad.to_owned()).unwrap();
             assert_eq!(presented_hash(&key), None, "{bad:?}");
         }

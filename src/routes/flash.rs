@@ -25,8 +25,23 @@ const TTL_SECS: u64 = 120;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Flash {
-    Notice { text: String },
-    NewPassword { user: String, password: String },
+    Notice {
+        text: String,
+    },
+    NewPassword {
+        user: String,
+        password: String,
+    },
+    /// A roles form a step-up interrupted, to show again as it was sent.
+    ResumeRoles {
+        user: String,
+        roles: Vec<String>,
+    },
+    /// A create-user form a step-up interrupted (never its password).
+    ResumeCreate {
+        name: String,
+        roles: Vec<String>,
+    },
 }
 
 impl Flash {

@@ -7,12 +7,17 @@ pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().content_type("text/plain").body("ok\n")
 }
 
-/// Readiness: the store answers, so logins and sessions can work.
+/// Readiness: the store answers, so logins and sessions can work. The body adds a line per
+/// durability risk of the store as configured right now (evicting keys, nothing on disk).
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
-    match state.store.ping().await {
-        Ok(()) => HttpResponse::Ok()
-            .content_type("text/plain")
-            .body("ready\n"),
+    match state.store.durability_warnings().await {
+        Ok(warnings) => {
+            let mut body = "ready\n".to_owned();
+            for warning in warnings {
+                body.push_str(&format!("warning: {warning}\n"));
+            }
+            HttpResponse::Ok().content_type("text/plain").body(body)
+        }
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
             HttpResponse::ServiceUnavailable()

@@ -5,10 +5,10 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
 use super::{
-    AUDIT_CAP, AuditEntry, AuditFilter, CREATED_FIELD, Counter, DEVICE_FIELD, Ending,
-    GuardedChange, HANDLE_FIELD, IP_FIELD, Page, REFRESH_FIELD, ROLES_FIELD, RefreshOutcome,
-    SEEN_FIELD, STATS_RETENTION_SECS, SessionInfo, SessionPolicy, Stat, StoreError, UID_FIELD,
-    UserOrder, UserRecord, UserSummary, is_admin, minute_of, names,
+    ACTION_AUDIT_CAP, AUDIT_CAP, AuditEntry, AuditFilter, CREATED_FIELD, Counter, DEVICE_FIELD,
+    Ending, GuardedChange, HANDLE_FIELD, IP_FIELD, Page, REFRESH_FIELD, ROLES_FIELD,
+    RefreshOutcome, SEEN_FIELD, STATS_RETENTION_SECS, SessionInfo, SessionPolicy, Stat, StoreError,
+    UID_FIELD, UserOrder, UserRecord, UserSummary, is_admin, minute_of, names,
 };
 use crate::clock::Clock;
 
@@ -86,6 +86,14 @@ impl MemoryStore {
 
     pub async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    pub async fn durability_warnings(&self) -> Result<Vec<String>, StoreError> {
+        Ok(vec![
+            "The embedded memory store keeps sessions and users in this process only: a restart \
+             signs everyone out and loses every user. Use Redis (store.url) beyond a trial."
+                .to_owned(),
+        ])
     }
 
     pub async fn load_session(
@@ -749,9 +757,15 @@ impl MemoryStore {
             .audit
             .iter()
             .rev()
-            .filter(|e| before.is_none_or(|b| sequence_of(&e.id).is_some_and(|id| id < b)))
             .filter(|e| filter.user.is_none_or(|u| e.actor == u || e.target == u))
-            .filter(|e| filter.action.is_none_or(|a| e.action == a));
+            .filter(|e| filter.action.is_none_or(|a| e.action == a))
+            // Redis keeps each action's entries in a stream of their own, capped: so here.
+            .take(if filter.user.is_none() && filter.action.is_some() {
+                ACTION_AUDIT_CAP
+            } else {
+                usize::MAX
+            })
+            .filter(|e| before.is_none_or(|b| sequence_of(&e.id).is_some_and(|id| id < b)));
         let items: Vec<AuditEntry> = matching.by_ref().take(limit).cloned().collect();
         let next = if matching.next().is_some() {
             items.last().map(|e| e.id.clone())

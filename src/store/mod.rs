@@ -325,6 +325,13 @@ impl Store {
         dispatch!(self.ping())
     }
 
+    /// What could lose acknowledged writes, as sentences for an operator: Redis allowed to
+    /// evict keys, or keeping nothing on disk (and the memory store, always). One round trip,
+    /// which also proves the store answers: the readiness check.
+    pub async fn durability_warnings(&self) -> Result<Vec<String>, StoreError> {
+        dispatch!(self.durability_warnings())
+    }
+
     /// Loads a live session and the owner's current roles; `None` when it is unknown, expired,
     /// or its user is gone or disabled (an expired or orphaned session is deleted on the way).
     /// Also slides the idle expiry forward, writing "last seen" at most once per touch interval.
@@ -359,14 +366,14 @@ impl Store {
         dispatch!(self.delete_session(sid_hash))
     }
 
-    /// JWT mode: rotates a refresh family's token atomically. Exactly one of two concurrent
-    /// presentations of the same token wins; an older token revokes the family.
     /// Why the session `sid_hash` is gone, if the store remembers (see `Ending`). Read only
     /// on the way to the login page, never on the hot path.
     pub async fn session_ending(&self, sid_hash: &str) -> Result<Option<Ending>, StoreError> {
         dispatch!(self.session_ending(sid_hash))
     }
 
+    /// JWT mode: rotates a refresh family's token atomically. Exactly one of two concurrent
+    /// presentations of the same token wins; an older token revokes the family.
     pub async fn rotate_refresh(
         &self,
         family: &str,
@@ -499,8 +506,8 @@ impl Store {
         dispatch!(self.record(entry, stat))
     }
 
-    /// Audit entries newest first, optionally only those naming `user`, before the cursor.
-    /// Audit entries newest first, those of one user and/or one action when filtered.
+    /// Audit entries newest first, before the cursor: all, or those naming one user and/or of
+    /// one action.
     pub async fn audit(
         &self,
         filter: AuditFilter<'_>,

@@ -96,6 +96,21 @@ mod tests {
     }
 
     #[test]
+    fn matches_are_ordered_by_the_name_from_the_match_on() {
+        let mut index: Vec<String> = ["anna", "banana", "joanne"]
+            .iter()
+            .flat_map(|name| members(name))
+            .collect();
+        index.sort();
+        let found: Vec<&str> = index
+            .iter()
+            .filter(|m| m.starts_with("an"))
+            .filter_map(|m| first_match(m, "an"))
+            .collect();
+        assert_eq!(found, ["banana", "anna", "joanne"]);
+    }
+
+    #[test]
     fn cursors_are_members() {
         assert!(is_member("ob:bob"));
         for bad in ["", "bob", ":bob", "x:bob", "ob:Bob", "ob:b ob", "a:b:a"] {

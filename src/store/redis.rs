@@ -8,6 +8,7 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use deadpool_redis::{Config as PoolConfig, Pool, Runtime};
+use futures_util::StreamExt;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncCommands, RedisResult, Script};
 
@@ -43,6 +44,7 @@ struct Scripts {
     delete_user: Script,
     set_user_field: Script,
     note_login: Script,
+    index_user: Script,
 }
 
 pub struct RedisStore {
@@ -100,6 +102,7 @@ impl RedisStore {
                 delete_user: Script::new(include_str!("lua/delete_user-7.lua")),
                 set_user_field: Script::new(include_str!("lua/set_user_field-1.lua")),
                 note_login: Script::new(include_str!("lua/note_login-2.lua")),
+                index_user: Script::new(include_str!("lua/index_user-4.lua")),
             },
         })
     }
@@ -198,6 +201,56 @@ impl RedisStore {
         )
         .await
         .map(|_| ())
+    }
+
+    pub async fn durability_warnings(&self) -> Result<Vec<String>, StoreError> {
+        let (persistence, memory): (String, String) = self
+            .run(|mut conn| async move {
+                redis::pipe()
+                    .cmd("INFO")
+                    .arg("persistence")
+                    .cmd("INFO")
+                    .arg("memory")
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        let field = |info: &str, name: &str| -> Option<String> {
+            info.lines()
+                .find_map(|line| line.strip_prefix(name)?.strip_prefix(':'))
+                .map(|value| value.trim().to_owned())
+        };
+        let mut warnings = Vec::new();
+        if let Some(policy) = field(&memory, "maxmemory_policy")
+            && policy != "noeviction"
+        {
+            warnings.push(format!(
+                "Redis may evict keys (maxmemory-policy {policy}): a session, a user record or a \
+                 revocation could silently vanish. Set maxmemory-policy noeviction (deploy/redis.conf)."
+            ));
+        }
+        if field(&persistence, "aof_enabled").as_deref() == Some("0") {
+            // RDB snapshots are configured by `save`; a managed Redis may refuse CONFIG, and
+            // then nothing is said rather than something wrong.
+            let save: Option<Vec<String>> = self
+                .run(|mut conn| async move {
+                    redis::cmd("CONFIG")
+                        .arg("GET")
+                        .arg("save")
+                        .query_async(&mut conn)
+                        .await
+                })
+                .await
+                .ok();
+            if save.is_some_and(|pair| pair.get(1).is_none_or(|rules| rules.trim().is_empty())) {
+                warnings.push(
+                    "Redis keeps nothing on disk (no AOF, no RDB snapshots): a Redis restart signs \
+                     everyone out and loses every user. Turn on appendonly (deploy/redis.conf)."
+                        .to_owned(),
+                );
+            }
+        }
+        Ok(warnings)
     }
 
     pub async fn load_session(
@@ -539,9 +592,10 @@ impl RedisStore {
     }
 
     /// Enters every existing user in the name-substring and order indexes, once per store:
-    /// what an upgrade from a version without them needs. Idempotent (members are a set), so
-    /// a crash half-way only means the next start does it again; a user deleted meanwhile may
-    /// leave members behind, which listings skip (their record is gone).
+    /// what an upgrade from a version without them needs. Each user is one atomic script, so
+    /// a sign-in, a deletion or a re-creation racing the backfill leaves the indexes exactly
+    /// as the scripts that keep them would; the whole is idempotent, so a crash half-way only
+    /// means the next start does it again.
     pub async fn index_user_names(&self) -> Result<u64, StoreError> {
         let done_key = self.keys.user_indexes_built();
         let done_check = done_key.clone();
@@ -560,39 +614,26 @@ impl RedisStore {
             if page.is_empty() {
                 break;
             }
-            let mut read = redis::pipe();
-            for name in &page {
-                read.cmd("HMGET")
-                    .arg(self.keys.user(name))
-                    .arg(&["created", LAST_LOGIN_FIELD]);
+            // One atomic script per user, 16 in flight on the multiplexed connection.
+            let results: Vec<Result<i64, StoreError>> = futures_util::stream::iter(&page)
+                .map(|name| {
+                    let mut invocation = self.scripts.index_user.key(self.keys.user(name));
+                    invocation
+                        .key(self.keys.user_suffixes())
+                        .key(self.keys.users_newest())
+                        .key(self.keys.users_by_login())
+                        .arg(name)
+                        .arg(names::members(name));
+                    self.run(move |mut conn| async move {
+                        invocation.invoke_async::<i64>(&mut conn).await
+                    })
+                })
+                .buffer_unordered(16)
+                .collect()
+                .await;
+            for result in results {
+                result?;
             }
-            let times: Vec<Vec<Option<i64>>> = self
-                .run(|mut conn| async move { read.query_async(&mut conn).await })
-                .await?;
-            let mut pipe = redis::pipe();
-            for (name, times) in page.iter().zip(times) {
-                let Some(created) = times.first().copied().flatten() else {
-                    continue; // deleted meanwhile
-                };
-                let last_login = times.get(1).copied().flatten().unwrap_or(0);
-                for member in names::members(name) {
-                    pipe.zadd(self.keys.user_suffixes(), member, 0).ignore();
-                }
-                pipe.zadd(
-                    self.keys.users_newest(),
-                    names::recent_member(created, name),
-                    0,
-                )
-                .ignore();
-                pipe.zadd(
-                    self.keys.users_by_login(),
-                    names::recent_member(last_login, name),
-                    0,
-                )
-                .ignore();
-            }
-            self.run(|mut conn| async move { pipe.query_async::<()>(&mut conn).await })
-                .await?;
             indexed += page.len() as u64;
             after = page.last().cloned();
         }

@@ -289,18 +289,8 @@ async fn the_login_page_says_why_you_are_there() {
     );
     fill(&alice, "password", "not her password").await;
     click(&alice, Locator::Css("button[type=submit]")).await;
-    alice
-        .wait()
-        .for_element(Locator::Css(".error"))
-        .await
-        .unwrap();
-    let wrong = alice
-        .find(Locator::Css(".error"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    // The page before had an error too: wait for the new page's text.
+    let wrong = wait_for_exact_text(&alice, ".error", "Invalid user name or password.").await;
     assert_eq!(wrong, "Invalid user name or password.");
     admin.close().await.unwrap();
     alice.close().await.unwrap();
@@ -445,6 +435,24 @@ async fn click(browser: &fantoccini::Client, locator: Locator<'_>) {
 }
 
 /// Waits for an element to appear and returns its text.
+/// Waits until the element under `css` reads `expected` (a page may still be loading);
+/// returns what it read last.
+async fn wait_for_exact_text(browser: &fantoccini::Client, css: &str, expected: &str) -> String {
+    let mut last = String::new();
+    for _ in 0..200 {
+        if let Ok(element) = browser.find(Locator::Css(css)).await
+            && let Ok(text) = element.text().await
+        {
+            if text == expected {
+                return text;
+            }
+            last = text;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    last
+}
+
 async fn wait_for_text(browser: &fantoccini::Client, locator: Locator<'_>) -> String {
     browser
         .wait()

@@ -638,18 +638,24 @@ async fn granting_admin_needs_a_recent_password(backend: Backend) {
         .await;
 
     assert_eq!(stale.status, 303);
-    let back = "/admin/users/alice?roles=admin%2Ceditor#roles-form";
     assert_eq!(
         stale.header("location"),
-        Some(format!("/account/reauth?next={}", encode(back)).as_str())
+        Some(
+            format!(
+                "/account/reauth?next={}",
+                encode("/admin/users/alice#roles-form")
+            )
+            .as_str()
+        )
     );
     assert_eq!(stale_api.status, 403);
-    // Back from the step-up, the roles form is as it was sent, not yet saved.
-    let resumed = admin.get(back).await;
+    // Back from the step-up, the roles form is as it was sent (kept server-side, never in the
+    // address), not yet saved; a second visit shows the saved roles again.
+    let resumed = admin.get("/admin/users/alice").await;
     assert!(
         resumed
             .body
-            .contains("Password confirmed. Press Save roles to finish.")
+            .contains("Your form is as you left it: press Save roles to finish.")
     );
     assert!(
         resumed.body.contains(r#"id="role-admin" checked"#),
@@ -657,6 +663,39 @@ async fn granting_admin_needs_a_recent_password(backend: Backend) {
         resumed.body
     );
     assert!(resumed.body.contains(r#"id="role-editor" checked"#));
+    let again = admin.get("/admin/users/alice").await;
+    assert!(!again.body.contains(r#"id="role-admin" checked"#));
+    let crafted = admin.get("/admin/users/alice?roles=admin").await;
+    assert!(
+        !crafted.body.contains(r#"id="role-admin" checked"#),
+        "an address fills in nothing"
+    );
+    let stale_create = admin
+        .post_form(
+            "/admin/users",
+            &[
+                ("name", "nadia"),
+                ("password", "violet harbour lantern mist"),
+                ("role:admin", "on"),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(
+        stale_create.header("location"),
+        Some(format!("/account/reauth?next={}", encode("/admin/users#create")).as_str())
+    );
+    let create_form = admin.get("/admin/users").await;
+    assert!(create_form.body.contains(r#"value="nadia""#));
+    assert!(create_form.body.contains(r#"id="role-admin" checked"#));
+    assert!(
+        !create_form.body.contains("violet harbour"),
+        "never the password"
+    );
+    assert!(
+        app.store.user("nadia").await.unwrap().is_none(),
+        "not created"
+    );
     assert!(!resumed.body.contains(r#"id="role-viewer" checked"#));
     assert_eq!(
         serde_json::from_str::<Value>(&stale_api.body).unwrap()["error"],

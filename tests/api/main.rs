@@ -8,4 +8,5 @@ mod helpers;
 mod jwt;
 mod redis_only;
 mod redis_server;
+mod reliability;
 mod session;

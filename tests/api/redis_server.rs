@@ -13,6 +13,8 @@ pub struct RedisServer {
     dir: PathBuf,
     child: Mutex<Option<Child>>,
     tls: bool,
+    /// A configuration file to start from (port, bind and dir are still the test's own).
+    config: Option<PathBuf>,
 }
 
 pub fn free_port() -> u16 {
@@ -55,9 +57,37 @@ impl RedisServer {
             dir,
             child: Mutex::new(None),
             tls: false,
+            config: None,
         };
         server.spawn();
         server
+    }
+
+    /// A server started from a configuration file (the shipped `deploy/redis.conf`), on a
+    /// free port and in a scratch directory of its own.
+    pub fn start_with_config(config: PathBuf) -> RedisServer {
+        require_binary("redis-server", "redis-server");
+        let port = free_port();
+        let dir =
+            std::env::temp_dir().join(format!("sessiond-redis-conf-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("scratch directory for redis");
+        let server = RedisServer {
+            port,
+            dir,
+            child: Mutex::new(None),
+            tls: false,
+            config: Some(config),
+        };
+        server.spawn();
+        server
+    }
+
+    /// `kill -9`: no shutdown, no save; what survives is what was on disk.
+    pub fn kill(&self) {
+        if let Some(mut child) = self.child.lock().unwrap().take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 
     /// A TLS-only server (`--port 0`) with a certificate for 127.0.0.1 signed by a scratch CA;
@@ -133,6 +163,7 @@ impl RedisServer {
             dir: dir.clone(),
             child: Mutex::new(None),
             tls: true,
+            config: None,
         };
         server.spawn();
         (server, dir.join("ca.crt"))
@@ -140,6 +171,9 @@ impl RedisServer {
 
     fn spawn(&self) {
         let mut command = Command::new("redis-server");
+        if let Some(config) = &self.config {
+            command.arg(config);
+        }
         if self.tls {
             command
                 .args(["--port", "0", "--tls-port", &self.port.to_string()])
@@ -153,13 +187,16 @@ impl RedisServer {
         } else {
             command.args(["--port", &self.port.to_string()]);
         }
-        let child = command
+        command
             .current_dir(&self.dir)
             .args(["--bind", "127.0.0.1"])
             .arg("--dir")
-            .arg(&self.dir)
+            .arg(&self.dir);
+        if self.config.is_none() {
             // No background snapshots; `stop` saves explicitly so a restart keeps the data.
-            .args(["--save", "", "--appendonly", "no"])
+            command.args(["--save", "", "--appendonly", "no"]);
+        }
+        let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

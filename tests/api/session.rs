@@ -261,6 +261,8 @@ async fn login_page_says_why_the_session_ended(backend: Backend) {
     let copy_of_signed_out = app.browser();
     copy_of_signed_out.set_jar(signed_out.jar());
     let idle = app.logged_in("carol", &[]).await;
+    let visitor = app.browser();
+    visitor.get("/login").await; // a pre-login session, never signed in
 
     // Act: one session revoked by an operator, one signed out (its copy comes back), and
     // one left idle past its timeout.
@@ -270,6 +272,7 @@ async fn login_page_says_why_the_session_ended(backend: Backend) {
     let (copy_at, copy_page) = sent_to_login(&app, &copy_of_signed_out).await;
     app.clock.advance(3601);
     let (expired_at, expired_page) = sent_to_login(&app, &idle).await;
+    let visitor_later = visitor.get("/account/sessions").await;
     let anonymous = app.browser().get("/account/sessions").await;
 
     // Assert
@@ -287,6 +290,11 @@ async fn login_page_says_why_the_session_ended(backend: Backend) {
         anonymous.header("location"),
         Some("/login?next=%2Faccount%2Fsessions"),
         "no session named, nothing to explain"
+    );
+    assert_eq!(
+        visitor_later.header("location"),
+        Some("/login?next=%2Faccount%2Fsessions"),
+        "someone who never signed in is not told a session expired"
     );
     let forged = app.browser().get("/login?why=%3Cscript%3E").await;
     assert_eq!(forged.status, 200);

@@ -17,15 +17,22 @@ pub fn require_step_up(
     state: &AppState,
     back_to: &str,
 ) -> Option<HttpResponse> {
-    let window = state.settings.auth.step_up_window_secs as i64;
-    if identity.recently_authenticated(state.clock.now(), window) {
+    if stepped_up(identity, state) {
         None
     } else {
-        Some(see_other(&format!(
-            "/account/reauth?next={}",
-            encode_query_value(back_to)
-        )))
+        Some(see_other(&step_up_location(back_to)))
     }
+}
+
+/// Whether the password was typed recently enough for a sensitive action.
+pub fn stepped_up(identity: &Identity, state: &AppState) -> bool {
+    let window = state.settings.auth.step_up_window_secs as i64;
+    identity.recently_authenticated(state.clock.now(), window)
+}
+
+/// The step-up page, sending the person to `back_to` once the password is typed.
+pub fn step_up_location(back_to: &str) -> String {
+    format!("/account/reauth?next={}", encode_query_value(back_to))
 }
 
 pub fn operator<'a>(

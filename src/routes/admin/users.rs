@@ -8,13 +8,13 @@ use super::{AuditRow, require_admin, revoke_note};
 use crate::auth::Identity;
 use crate::auth::throttle::account_counter;
 use crate::error::{PageError, user_error_status};
-use crate::routes::account::{ip, operator, require_step_up};
+use crate::routes::account::{ip, operator, step_up_location, stepped_up};
 use crate::routes::confirm::{self, Question};
 use crate::routes::flash::{self, Flash};
 use crate::routes::paging::{search_text, user_cursor, user_order};
 use crate::routes::{
-    FieldError, Nav, RoleChoice, When, encode_query_value, html, parse_roles, role_choices,
-    roles_sent, sessions_count,
+    FieldError, Nav, RoleChoice, When, encode_query_value, html, role_choices, roles_sent,
+    sessions_count,
 };
 use crate::state::AppState;
 use crate::store::{AuditFilter, UserOrder, UserSummary, is_admin};
@@ -149,9 +149,6 @@ pub struct UsersQuery {
     q: Option<String>,
     sort: Option<String>,
     after: Option<String>,
-    /// The create form filled in again after a step-up (never the password).
-    name: Option<String>,
-    roles: Option<String>,
 }
 
 /// `GET /admin/users?q=text&after=cursor`: users whose name contains `q` (everyone when
@@ -167,21 +164,21 @@ pub async fn list(
     let text = search_text("q", query.q.as_deref())?;
     let order = user_order(query.sort.as_deref())?;
     let after = user_cursor("after", &text, order, query.after.as_deref())?;
-    let mut notice = flash::take_notice(&req, &state, &identity).await?;
-    let create = match &query.name {
-        // Back from confirming the password: the form as it was, but the password.
-        Some(name) => {
-            notice.get_or_insert_with(|| {
-                "Password confirmed. Type the new user's password again and press Create."
-                    .to_owned()
-            });
+    let (notice, create) = match flash::take(&req, &state, &identity).await? {
+        Some(Flash::Notice { text }) => (Some(text), CreateView::default()),
+        // Back from a step-up: the form as it was sent (kept server-side), but the password.
+        Some(Flash::ResumeCreate { name, roles }) => (
+            Some(
+                "Your form is as you left it: type the new user's password again and press Create."
+                    .to_owned(),
+            ),
             CreateView {
-                name: name.chars().take(64).collect(),
-                roles: parse_roles(query.roles.as_deref().unwrap_or_default()),
+                name,
+                roles,
                 error: None,
-            }
-        }
-        None => CreateView::default(),
+            },
+        ),
+        _ => (None, CreateView::default()),
     };
     let mut response = users_page(
         &identity,
@@ -254,15 +251,14 @@ pub async fn create(
     identity.verify_csrf(form.csrf.as_deref())?;
     let form = form.into_inner();
     let roles = roles_sent(form.roles.as_deref(), &form.checkboxes);
-    let back = format!(
-        "/admin/users?name={}&roles={}#create",
-        encode_query_value(&form.name),
-        encode_query_value(&roles.join(","))
-    );
-    if is_admin(&roles)
-        && let Some(step_up) = require_step_up(&identity, &state, &back)
-    {
-        return Ok(step_up);
+    if is_admin(&roles) && !stepped_up(&identity, &state) {
+        // The form waits server-side for the page after the step-up, never in the address.
+        let resume = Flash::ResumeCreate {
+            name: form.name.chars().take(64).collect(),
+            roles,
+        };
+        let location = step_up_location("/admin/users#create");
+        return flash::redirect(&state, &identity, &location, resume).await;
     }
     let ip = ip(&req, &state);
     let refused = match operator(&state, &identity, &ip)
@@ -422,28 +418,24 @@ async fn user_page(
     )
 }
 
-#[derive(Deserialize)]
-pub struct UserQuery {
-    /// The roles form filled in again after a step-up.
-    roles: Option<String>,
-}
-
-/// `GET /admin/users/{name}?roles=`
+/// `GET /admin/users/{name}`
 #[tracing::instrument(name = "admin user", skip_all, fields(username = %identity.username))]
 pub async fn show(
     req: HttpRequest,
     identity: Identity,
     name: web::Path<String>,
-    query: web::Query<UserQuery>,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, PageError> {
     require_admin(&identity, &req)?;
     let mut flash = flash::take(&req, &state, &identity).await?;
-    // Back from confirming the password: the roles form as it was sent, not yet saved.
-    let roles_sent = query.roles.as_deref().map(parse_roles);
-    if roles_sent.is_some() && flash.is_none() {
+    // Back from a step-up: the roles form as it was sent (kept server-side), not yet saved.
+    let mut roles_sent = None;
+    if let Some(Flash::ResumeRoles { user, roles }) = &flash
+        && normalize_name(&name).is_ok_and(|n| &n == user)
+    {
+        roles_sent = Some(roles.clone());
         flash = Some(Flash::notice(
-            "Password confirmed. Press Save roles to finish.".to_owned(),
+            "Your form is as you left it: press Save roles to finish.",
         ));
     }
     let view = UserView {
@@ -522,13 +514,13 @@ pub async fn set_roles(
             .user(&name)
             .await?
             .is_some_and(|u| is_admin(&u.roles));
-    let back = format!(
-        "{}?roles={}#roles-form",
-        user_path(&name),
-        encode_query_value(&roles.join(","))
-    );
-    if grants_admin && let Some(step_up) = require_step_up(&identity, &state, &back) {
-        return Ok(step_up);
+    if grants_admin && !stepped_up(&identity, &state) {
+        let resume = Flash::ResumeRoles {
+            user: normalize_name(&name)?,
+            roles,
+        };
+        let location = step_up_location(&format!("{}#roles-form", user_path(&name)));
+        return flash::redirect(&state, &identity, &location, resume).await;
     }
     let ip = ip(&req, &state);
     match operator(&state, &identity, &ip)

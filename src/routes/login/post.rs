@@ -128,12 +128,13 @@ pub async fn post(
         .sign_in(&req, &state, &user.name, &user.roles, &ip, &device)
         .await?;
     state
-        .store
-        .note_login(&user.name, state.clock.now())
-        .await?;
-    state
         .audit(Action::LoginSucceeded, &user.name, &user.name, "", &ip)
         .await?;
+    // The session exists and the login is audited: a failure to note "last sign-in" (a
+    // dashboard column) must not turn a signed-in person's answer into an error page.
+    if let Err(err) = state.store.note_login(&user.name, state.clock.now()).await {
+        tracing::warn!(error = %err, "could not record the sign-in time");
+    }
     tracing::info!(ip, "login succeeded");
     Ok(see_other(&next))
 }
