@@ -78,8 +78,9 @@ async fn sigterm_lets_a_request_in_flight_finish_and_takes_no_new_one() {
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     // Act: the redeploy's signal, then the rest of the request.
-    let status = Command::new("kill")
-        .args(["-TERM", &server.id().to_string()])
+    // The shell's own `kill`: present on every Debian, unlike procps' binary.
+    let status = Command::new("sh")
+        .args(["-c", &format!("kill -TERM {}", server.id())])
         .status()
         .unwrap();
     assert!(status.success());
