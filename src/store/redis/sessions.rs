@@ -1,0 +1,345 @@
+//! Sessions (and JWT refresh families, stored alike): the hot-path load, creation, updates,
+//! revocation, and the listings of live sessions.
+
+use super::*;
+
+impl RedisStore {
+    pub async fn load_session(
+        &self,
+        sid_hash: &str,
+    ) -> Result<Option<HashMap<String, String>>, StoreError> {
+        let mut invocation = self.scripts.load.key(self.keys.session(sid_hash));
+        invocation
+            .arg(self.clock.now())
+            .arg(self.policy.idle_secs)
+            .arg(self.policy.absolute_secs)
+            .arg(self.policy.touch_secs)
+            .arg(self.keys.user_prefix())
+            .arg(self.keys.user_sessions_prefix())
+            .arg(sid_hash)
+            .arg(self.keys.active_prefix())
+            .arg(self.active_ttl());
+        let flat: Option<Vec<String>> = self
+            .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
+            .await?;
+        Ok(flat.map(|flat| {
+            flat.chunks_exact(2)
+                .map(|pair| (pair[0].clone(), pair[1].clone()))
+                .collect()
+        }))
+    }
+
+    /// Activity buckets must outlive the idle window they are counted over.
+    fn active_ttl(&self) -> i64 {
+        self.policy.idle_secs + 120
+    }
+
+    pub async fn create_session(
+        &self,
+        sid_hash: &str,
+        uid: Option<&str>,
+        fields: Vec<(String, String)>,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let mut invocation = self.scripts.create.key(self.keys.session(sid_hash));
+        invocation
+            .key(self.keys.user_sessions(uid.unwrap_or_default()))
+            .key(self.keys.sessions_stream())
+            .key(self.keys.active(crate::store::minute_of(now)))
+            .arg(now)
+            .arg(self.policy.expires_at(now, now))
+            .arg(self.policy.absolute_secs)
+            .arg(sid_hash)
+            .arg(uid.unwrap_or_default())
+            .arg(self.active_ttl());
+        for (field, value) in &fields {
+            invocation.arg(field).arg(value);
+        }
+        invocation
+            .arg(super::CREATED_FIELD)
+            .arg(now)
+            .arg(super::SEEN_FIELD)
+            .arg(now);
+        self.run(|mut conn| async move { invocation.invoke_async::<i64>(&mut conn).await })
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn update_session(
+        &self,
+        sid_hash: &str,
+        fields: Vec<(String, String)>,
+    ) -> Result<(), StoreError> {
+        let mut invocation = self.scripts.update.key(self.keys.session(sid_hash));
+        for (field, value) in &fields {
+            invocation.arg(field).arg(value);
+        }
+        self.run(|mut conn| async move { invocation.invoke_async::<i64>(&mut conn).await })
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn delete_session(&self, sid_hash: &str) -> Result<(), StoreError> {
+        let mut invocation = self.scripts.delete.key(self.keys.session(sid_hash));
+        invocation
+            .key(self.keys.gone(sid_hash))
+            .arg(self.keys.user_sessions_prefix())
+            .arg(sid_hash)
+            .arg(self.keys.deny_prefix())
+            .arg(self.policy.marker_secs);
+        self.run(|mut conn| async move { invocation.invoke_async::<i64>(&mut conn).await })
+            .await
+            .map(|_| ())
+    }
+
+    pub async fn session_ending(&self, sid_hash: &str) -> Result<Option<Ending>, StoreError> {
+        let key = self.keys.gone(sid_hash);
+        let code: Option<String> = self
+            .run(|mut conn| async move { conn.get(key).await })
+            .await?;
+        Ok(code.as_deref().and_then(Ending::from_code))
+    }
+
+    pub async fn rotate_refresh(
+        &self,
+        family: &str,
+        presented_hash: &str,
+        new_hash: &str,
+    ) -> Result<RefreshOutcome, StoreError> {
+        let mut invocation = self.scripts.rotate_refresh.key(self.keys.session(family));
+        invocation
+            .arg(self.clock.now())
+            .arg(self.policy.idle_secs)
+            .arg(self.policy.absolute_secs)
+            .arg(self.keys.user_prefix())
+            .arg(self.keys.user_sessions_prefix())
+            .arg(family)
+            .arg(presented_hash)
+            .arg(new_hash)
+            .arg(self.policy.refresh_grace_secs)
+            .arg(self.keys.active_prefix())
+            .arg(self.active_ttl())
+            .arg(self.keys.deny_prefix())
+            .arg(self.policy.marker_secs)
+            .arg(self.keys.gone_prefix());
+        let reply: Vec<String> = self
+            .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
+            .await?;
+        Ok(match reply.first().map(String::as_str) {
+            Some("rotated") if reply.len() == 5 => RefreshOutcome::Rotated {
+                user: reply[1].clone(),
+                roles: split_roles(&reply[2]),
+                auth_at: reply[3].parse().unwrap_or(0),
+                created: reply[4].parse().unwrap_or(0),
+            },
+            Some("raced") => RefreshOutcome::Raced,
+            Some("reused") if reply.len() == 2 => RefreshOutcome::Reused {
+                user: reply[1].clone(),
+            },
+            _ => RefreshOutcome::Gone,
+        })
+    }
+
+    pub async fn set_session_field(
+        &self,
+        sid_hash: &str,
+        field: &str,
+        value: &str,
+    ) -> Result<bool, StoreError> {
+        let mut invocation = self
+            .scripts
+            .set_session_field
+            .key(self.keys.session(sid_hash));
+        invocation.arg(field).arg(value);
+        let set: i64 = self
+            .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
+            .await?;
+        Ok(set == 1)
+    }
+
+    /// One round trip: `MGET deny:{family} nbf:{user}`.
+    pub async fn is_revoked(
+        &self,
+        family: &str,
+        user: &str,
+        issued_at: i64,
+    ) -> Result<bool, StoreError> {
+        let keys = [
+            format!("{}{family}", self.keys.deny_prefix()),
+            format!("{}{user}", self.keys.not_before_prefix()),
+        ];
+        let (denied, not_before): (Option<String>, Option<i64>) =
+            self.run(|mut conn| async move {
+                redis::cmd("MGET").arg(&keys).query_async(&mut conn).await
+            })
+            .await?;
+        Ok(denied.is_some() || not_before.is_some_and(|nbf| issued_at <= nbf))
+    }
+
+    pub async fn revoke_all_for_user(
+        &self,
+        user: &str,
+        keep: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let mut invocation = self.scripts.revoke_all.key(self.keys.user_sessions(user));
+        invocation
+            .key(format!("{}{user}", self.keys.not_before_prefix()))
+            .arg(self.keys.session_prefix())
+            .arg(keep.unwrap_or_default())
+            .arg(self.clock.now())
+            .arg(self.policy.marker_secs)
+            .arg(self.keys.deny_prefix())
+            .arg(self.keys.gone_prefix());
+        self.run(|mut conn| async move { invocation.invoke_async::<u64>(&mut conn).await })
+            .await
+    }
+
+    pub async fn revoke_session(&self, user: &str, handle: &str) -> Result<bool, StoreError> {
+        let mut invocation = self.scripts.revoke_one.key(self.keys.user_sessions(user));
+        invocation
+            .key(self.keys.session(handle))
+            .key(self.keys.gone(handle))
+            .arg(handle)
+            .arg(self.keys.deny_prefix())
+            .arg(self.policy.marker_secs)
+            .arg(self.clock.now());
+        let deleted: i64 = self
+            .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
+            .await?;
+        Ok(deleted == 1)
+    }
+
+    pub async fn user_session_hashes(&self, user: &str) -> Result<Vec<String>, StoreError> {
+        let index = self.keys.user_sessions(user);
+        let now = self.clock.now();
+        let mut pipe = redis::pipe();
+        pipe.zrembyscore(&index, "-inf", now).ignore();
+        pipe.zrevrange(&index, 0, -1);
+        let (hashes,): (Vec<String>,) = self
+            .run(|mut conn| async move { pipe.query_async(&mut conn).await })
+            .await?;
+        Ok(hashes)
+    }
+
+    pub async fn session_infos(
+        &self,
+        hashes: &[String],
+    ) -> Result<Vec<Option<SessionInfo>>, StoreError> {
+        if hashes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for hash in hashes {
+            pipe.cmd("HMGET").arg(self.keys.session(hash)).arg(&[
+                UID_FIELD,
+                CREATED_FIELD,
+                SEEN_FIELD,
+                IP_FIELD,
+                DEVICE_FIELD,
+            ]);
+        }
+        let rows: Vec<Vec<Option<String>>> = self
+            .run(|mut conn| async move { pipe.query_async(&mut conn).await })
+            .await?;
+        let now = self.clock.now();
+        Ok(hashes
+            .iter()
+            .zip(rows)
+            .map(|(hash, row)| {
+                let json = |i: usize| {
+                    row.get(i)
+                        .cloned()
+                        .flatten()
+                        .and_then(|raw| serde_json::from_str::<String>(&raw).ok())
+                };
+                let number = |i: usize| row.get(i).cloned().flatten()?.parse::<i64>().ok();
+                let (created, last_seen) = (number(1)?, number(2)?);
+                (now < self.policy.expires_at(created, last_seen)).then_some(())?;
+                Some(SessionInfo {
+                    handle: hash.clone(),
+                    user: json(0)?,
+                    created,
+                    last_seen,
+                    ip: json(3).unwrap_or_default(),
+                    device: json(4).unwrap_or_default(),
+                })
+            })
+            .collect())
+    }
+
+    pub async fn recent_sessions(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<SessionInfo>, StoreError> {
+        // Dead sessions stay in the stream until it is trimmed; skip them, but bound the work
+        // per page so a listing stays cheap however many have ended.
+        let batch = (limit * 2).max(16);
+        let max_scanned = limit * 20 + 64;
+        let mut items = Vec::with_capacity(limit);
+        let mut cursor = after.map(str::to_owned);
+        let mut scanned = 0;
+        if after == Some(FIRST_STREAM_ID) {
+            return Ok(Page { items, next: None });
+        }
+        loop {
+            let start = match &cursor {
+                Some(id) => format!("({id}"),
+                None => "+".to_owned(),
+            };
+            let key = self.keys.sessions_stream();
+            let entries: Vec<(String, HashMap<String, String>)> = self
+                .run(|mut conn| async move {
+                    redis::cmd("XREVRANGE")
+                        .arg(key)
+                        .arg(start)
+                        .arg("-")
+                        .arg("COUNT")
+                        .arg(batch)
+                        .query_async(&mut conn)
+                        .await
+                })
+                .await?;
+            let exhausted = entries.len() < batch;
+            let hashes: Vec<String> = entries
+                .iter()
+                .map(|(_, fields)| fields.get("h").cloned().unwrap_or_default())
+                .collect();
+            let infos = self.session_infos(&hashes).await?;
+            for ((id, _), info) in entries.iter().zip(infos) {
+                scanned += 1;
+                cursor = Some(id.clone());
+                if let Some(info) = info {
+                    items.push(info);
+                    if items.len() == limit {
+                        return Ok(Page {
+                            items,
+                            next: cursor,
+                        });
+                    }
+                }
+            }
+            if exhausted {
+                return Ok(Page { items, next: None });
+            }
+            if scanned >= max_scanned {
+                return Ok(Page {
+                    items,
+                    next: cursor,
+                });
+            }
+        }
+    }
+
+    pub async fn active_sessions(&self) -> Result<u64, StoreError> {
+        let current = crate::store::minute_of(self.clock.now());
+        let window = (self.policy.idle_secs + 59) / 60;
+        let keys: Vec<String> = (0..=window)
+            .map(|ago| self.keys.active(current - ago))
+            .collect();
+        self.run(
+            |mut conn| async move { redis::cmd("PFCOUNT").arg(keys).query_async(&mut conn).await },
+        )
+        .await
+    }
+}
