@@ -179,6 +179,31 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Whatever a cookie carries, the backend either refuses it without asking the store
+        /// or hashes exactly an ID of the shape it issues.
+        #[test]
+        fn only_issued_shapes_are_ever_looked_up(
+            raw in proptest::prop_oneof![
+                proptest::prelude::any::<String>(),
+                "[A-Za-z0-9_-]{43}",
+                "[A-Za-z0-9_+/=.-]{40,46}",
+            ],
+            pre in proptest::prelude::any::<bool>(),
+        ) {
+            let raw = if pre { format!("p.{raw}") } else { raw };
+            let Ok(key) = SessionKey::try_from(raw.clone()) else {
+                return Ok(());
+            };
+            if let Some(hash) = presented_hash(&key) {
+                let id = raw.strip_prefix(PRE_LOGIN).unwrap_or(&raw);
+                proptest::prop_assert_eq!(id.len(), SESSION_ID_LEN);
+                proptest::prop_assert!(id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+                proptest::prop_assert_eq!(hash, session_id_hash(&raw));
+            }
+        }
+    }
+
     #[test]
     fn the_stored_hash_is_not_the_id() {
         let id = new_session_id().unwrap();
