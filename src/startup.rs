@@ -168,11 +168,12 @@ impl Application {
             clock,
             dummy_phc,
             metrics: metrics.clone(),
-            auth,
         });
-        let server = run(listener, state, cookie_key).map_err(|source| StartupError::Bind {
-            addr: settings.server.bind.clone(),
-            source,
+        let server = run(listener, state, web::Data::new(auth), cookie_key).map_err(|source| {
+            StartupError::Bind {
+                addr: settings.server.bind.clone(),
+                source,
+            }
         })?;
         tracing::info!(port, mode = settings.auth.mode.as_str(), "listening");
         Ok(Application {
@@ -207,6 +208,7 @@ impl Application {
 fn run(
     listener: TcpListener,
     state: web::Data<AppState>,
+    auth: web::Data<Authenticator>,
     cookie_key: Key,
 ) -> std::io::Result<Server> {
     let settings = state.settings.clone();
@@ -230,6 +232,7 @@ fn run(
             .wrap(from_fn(crate::web::middleware::record_request_duration))
             .wrap(TracingLogger::default())
             .app_data(state.clone())
+            .app_data(auth.clone())
             .app_data(web::PayloadConfig::new(body_limit))
             .app_data(
                 web::FormConfig::default()

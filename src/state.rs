@@ -1,9 +1,9 @@
-//! What every handler can reach: the store, the settings, the clock, the metrics and the
-//! authenticator. Below routes and auth, so both read it without importing each other.
+//! What every handler can reach: the store, the settings, the clock and the metrics. Below
+//! routes and auth, so both read it without importing each other (the authenticator, which
+//! is auth's own, is app data of its own: `web::Data<Authenticator>`).
 
 use std::sync::Arc;
 
-use crate::auth::authenticator::Authenticator;
 use crate::clock::Clock;
 use crate::config::Settings;
 use crate::metrics::Metrics;
@@ -17,7 +17,6 @@ pub struct AppState {
     /// Verified against when the user does not exist, so that case costs the same time.
     pub dummy_phc: Arc<str>,
     pub metrics: Arc<Metrics>,
-    pub auth: Authenticator,
 }
 
 impl AppState {

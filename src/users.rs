@@ -39,10 +39,7 @@ pub enum UserError {
 /// User names compare case-insensitively: they are stored lower-case.
 pub fn normalize_name(name: &str) -> Result<String, UserError> {
     let name = name.trim().to_ascii_lowercase();
-    let mut chars = name.chars();
-    let first_ok = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
-    let rest_ok = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if first_ok && rest_ok && name.len() <= 64 {
+    if crate::store::names::is_user_name(&name) {
         Ok(name)
     } else {
         Err(UserError::BadName)

@@ -4,7 +4,7 @@
 
 use actix_session::SessionExt;
 use actix_web::cookie::{Cookie, SameSite};
-use actix_web::{HttpMessage, HttpRequest, http::header};
+use actix_web::{HttpRequest, http::header};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
@@ -21,6 +21,7 @@ use crate::store::{
     AUTH_AT_FIELD, DEVICE_FIELD, IP_FIELD, REFRESH_FIELD, RefreshOutcome, Store, StoreError,
     UID_FIELD,
 };
+use crate::web::middleware::push_cookie;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SignInError {
@@ -110,21 +111,6 @@ pub struct IssuedTokens {
     pub refresh_value: String,
     /// The refresh family's handle (its stored hash), as the dashboards name it.
     pub handle: String,
-}
-
-/// Cookies to add to this request's response. JWT mode decides on them while extracting the
-/// identity (a transparent refresh), long before the handler builds its response.
-#[derive(Default)]
-pub struct PendingCookies(pub Vec<Cookie<'static>>);
-
-fn push_cookie(req: &HttpRequest, cookie: Cookie<'static>) {
-    let mut extensions = req.extensions_mut();
-    match extensions.get_mut::<PendingCookies>() {
-        Some(pending) => pending.0.push(cookie),
-        None => {
-            extensions.insert(PendingCookies(vec![cookie]));
-        }
-    }
 }
 
 /// What Redis keeps of a refresh token: SHA-256, base64url.
@@ -269,21 +255,6 @@ impl Authenticator {
         match self {
             Authenticator::Session => Ok(Identity::from_session(req.get_session())),
             Authenticator::Jwt(mode) => mode.identify(req, state).await,
-        }
-    }
-
-    /// Shown next to every revoke button: what revoking does to a credential already issued.
-    pub fn revoke_note(&self) -> String {
-        match self {
-            Authenticator::Jwt(mode) if !mode.authority.settings().denylist => {
-                let minutes = mode.authority.settings().access_ttl_secs.div_ceil(60);
-                format!(
-                    " Stops working within {minutes} minute{}: an access token already issued \
-                     stays valid until it expires.",
-                    if minutes == 1 { "" } else { "s" }
-                )
-            }
-            _ => String::new(),
         }
     }
 }

@@ -254,12 +254,13 @@ impl ResponseError for AuthError {
 }
 
 async fn identify(req: HttpRequest) -> Result<Option<Identity>, AuthError> {
-    let Some(state) = req.app_data::<web::Data<AppState>>() else {
+    let (Some(state), Some(auth)) = (
+        req.app_data::<web::Data<AppState>>(),
+        req.app_data::<web::Data<super::authenticator::Authenticator>>(),
+    ) else {
         return Ok(None);
     };
-    state
-        .auth
-        .identify(&req, state)
+    auth.identify(&req, state)
         .await
         .map_err(|source| AuthError::Store {
             api: wants_json(&req),

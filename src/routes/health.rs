@@ -1,5 +1,6 @@
 use actix_web::{HttpResponse, web};
 
+use crate::auth::authenticator::Authenticator;
 use crate::state::AppState;
 
 /// Liveness: the process is running and serving HTTP.
@@ -40,8 +41,8 @@ pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
 
 /// `GET /.well-known/jwks.json`: the public keys other services verify our access tokens with
 /// (the case JWTs exist for). Nothing in session mode, nor for HS256, whose key is a secret.
-pub async fn jwks(state: web::Data<AppState>) -> HttpResponse {
-    match state.auth.jwt().and_then(|mode| mode.authority.jwks()) {
+pub async fn jwks(auth: web::Data<Authenticator>) -> HttpResponse {
+    match auth.jwt().and_then(|mode| mode.authority.jwks()) {
         Some(jwks) => HttpResponse::Ok()
             .insert_header((
                 actix_web::http::header::CACHE_CONTROL,

@@ -3,6 +3,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
 use crate::audit::Action;
+use crate::auth::authenticator::Authenticator;
 use crate::auth::identity::{LoginReason, login_location};
 use crate::auth::{MaybeIdentity, csrf};
 use crate::error::PageError;
@@ -23,11 +24,12 @@ pub async fn post(
     session: Session,
     identity: MaybeIdentity,
     state: web::Data<AppState>,
+    auth: web::Data<Authenticator>,
 ) -> Result<HttpResponse, PageError> {
     let location = match identity.0 {
         Some(identity) => {
             identity.verify_csrf(form.csrf.as_deref())?;
-            state.auth.sign_out(&req, &identity, &state).await?;
+            auth.sign_out(&req, &identity, &state).await?;
             let ip = client_ip(&req, &state.settings);
             let user = identity.username.as_str();
             let detail = format!("session {}", identity.handle);

@@ -14,6 +14,16 @@
 //! second). The scripts that create and delete users and record sign-ins keep them, with the
 //! same formula in Lua.
 
+/// A user name as stored: 1-64 characters of a-z, 0-9, '.', '_' and '-', starting with a
+/// letter or digit. `users::normalize_name` lower-cases what people type, then checks this.
+pub fn is_user_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    let lower_or_digit = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    name.len() <= 64
+        && chars.next().is_some_and(lower_or_digit)
+        && chars.all(|c| lower_or_digit(c) || matches!(c, '.' | '_' | '-'))
+}
+
 /// The latest time (Unix seconds) the order indexes can hold: the year 2286.
 const LATEST: i64 = 9_999_999_999;
 
@@ -25,9 +35,7 @@ pub fn recent_member(at: i64, name: &str) -> String {
 /// Whether `raw` can be a member of an order index (a cursor of a sorted listing).
 pub fn is_recent_member(raw: &str) -> bool {
     raw.split_once(':').is_some_and(|(time, name)| {
-        time.len() == 10
-            && time.bytes().all(|b| b.is_ascii_digit())
-            && crate::users::normalize_name(name).is_ok_and(|n| n == name)
+        time.len() == 10 && time.bytes().all(|b| b.is_ascii_digit()) && is_user_name(name)
     })
 }
 
@@ -56,9 +64,7 @@ pub fn first_match<'a>(member: &'a str, text: &str) -> Option<&'a str> {
 /// ending with the suffix.
 pub fn is_member(raw: &str) -> bool {
     raw.split_once(':').is_some_and(|(suffix, name)| {
-        !suffix.is_empty()
-            && name.ends_with(suffix)
-            && crate::users::normalize_name(name).is_ok_and(|n| n == name)
+        !suffix.is_empty() && name.ends_with(suffix) && is_user_name(name)
     })
 }
 

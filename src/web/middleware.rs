@@ -1,5 +1,6 @@
+use actix_web::cookie::Cookie;
 use actix_web::{
-    Error, HttpMessage, HttpResponse,
+    Error, HttpMessage, HttpRequest, HttpResponse,
     body::{EitherBody, MessageBody},
     dev::{ServiceRequest, ServiceResponse},
     http::{Method, StatusCode, header},
@@ -115,6 +116,22 @@ pub async fn record_request_duration(
     result
 }
 
+/// Cookies to add to this request's response. JWT mode decides on them while extracting the
+/// identity (a transparent refresh), long before the handler builds its response.
+#[derive(Default)]
+pub struct PendingCookies(pub Vec<Cookie<'static>>);
+
+/// Queues `cookie` for this request's response (`apply_pending_cookies` adds it).
+pub fn push_cookie(req: &HttpRequest, cookie: Cookie<'static>) {
+    let mut extensions = req.extensions_mut();
+    match extensions.get_mut::<PendingCookies>() {
+        Some(pending) => pending.0.push(cookie),
+        None => {
+            extensions.insert(PendingCookies(vec![cookie]));
+        }
+    }
+}
+
 /// Adds the cookies the authenticator decided on during the request (JWT mode: a refreshed or
 /// revoked token pair) to whatever response the handler produced.
 pub async fn apply_pending_cookies(
@@ -125,7 +142,7 @@ pub async fn apply_pending_cookies(
     let pending = response
         .request()
         .extensions_mut()
-        .remove::<crate::auth::authenticator::PendingCookies>();
+        .remove::<PendingCookies>();
     if let Some(pending) = pending {
         for cookie in pending.0 {
             response.response_mut().add_cookie(&cookie)?;

@@ -5,6 +5,7 @@ use super::reauth::verify_current_password;
 use super::{ip, operator, sessions};
 use crate::audit::Action;
 use crate::auth::Identity;
+use crate::auth::authenticator::Authenticator;
 use crate::error::{PageError, user_error_status};
 use crate::routes::FieldError;
 use crate::routes::flash::{self, Flash};
@@ -28,6 +29,7 @@ pub async fn post(
     identity: Identity,
     form: web::Form<PasswordForm>,
     state: web::Data<AppState>,
+    auth: web::Data<Authenticator>,
 ) -> Result<HttpResponse, PageError> {
     identity.verify_csrf(form.csrf.as_deref())?;
     let form = form.into_inner();
@@ -72,9 +74,7 @@ pub async fn post(
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default(),
     );
-    state
-        .auth
-        .sign_in(&req, &state, &identity.username, &roles, &ip, &device)
+    auth.sign_in(&req, &state, &identity.username, &roles, &ip, &device)
         .await?;
     let notice =
         Flash::notice("Your password has been changed, and every other session has ended.");

@@ -5,6 +5,7 @@ use serde::Deserialize;
 use super::{ip, operator};
 use crate::audit::Action;
 use crate::auth::Identity;
+use crate::auth::authenticator::Authenticator;
 use crate::auth::password::{self, MAX_PASSWORD_LEN};
 use crate::auth::throttle::{LoginThrottle, Verdict};
 use crate::error::PageError;
@@ -71,6 +72,7 @@ pub async fn post(
     identity: Identity,
     form: web::Form<ReauthForm>,
     state: web::Data<AppState>,
+    auth: web::Data<Authenticator>,
 ) -> Result<HttpResponse, PageError> {
     identity.verify_csrf(form.csrf.as_deref())?;
     let form = form.into_inner();
@@ -103,10 +105,7 @@ pub async fn post(
             StatusCode::UNAUTHORIZED,
         );
     }
-    state
-        .auth
-        .mark_authenticated(&req, &identity, &state)
-        .await?;
+    auth.mark_authenticated(&req, &identity, &state).await?;
     operator(&state, &identity, &ip)
         .audit(Action::StepUp, &identity.username, "")
         .await?;

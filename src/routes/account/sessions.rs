@@ -4,6 +4,7 @@ use serde::Deserialize;
 
 use super::{ip, operator, require_step_up};
 use crate::auth::Identity;
+use crate::auth::authenticator::Authenticator;
 use crate::auth::identity::{LoginReason, login_location};
 use crate::error::PageError;
 use crate::routes::confirm::{self, Question};
@@ -156,12 +157,13 @@ pub async fn revoke(
     handle: web::Path<String>,
     form: web::Form<CsrfForm>,
     state: web::Data<AppState>,
+    auth: web::Data<Authenticator>,
 ) -> Result<HttpResponse, PageError> {
     identity.verify_csrf(form.csrf.as_deref())?;
     let handle = handle.into_inner();
     let ip = ip(&req, &state);
     if handle == identity.handle {
-        state.auth.sign_out(&req, &identity, &state).await?;
+        auth.sign_out(&req, &identity, &state).await?;
         let detail = format!("session {handle}");
         operator(&state, &identity, &ip)
             .audit(crate::audit::Action::Logout, &identity.username, &detail)

@@ -238,9 +238,19 @@ pub async fn get(
     html(StatusCode::OK, &page)
 }
 
-/// Shown next to every revoke button. Empty where revocation is immediate.
+/// Shown next to every revoke button: what revoking does to a credential already issued.
+/// Empty where revocation is immediate (sessions, JWT with the deny-list).
 pub fn revoke_note(state: &AppState) -> String {
-    state.auth.revoke_note()
+    let settings = &state.settings;
+    if settings.auth.mode != crate::config::AuthMode::Jwt || settings.jwt.denylist {
+        return String::new();
+    }
+    let minutes = settings.jwt.access_ttl_secs.div_ceil(60);
+    format!(
+        " Stops working within {minutes} minute{}: an access token already issued stays valid \
+         until it expires.",
+        if minutes == 1 { "" } else { "s" }
+    )
 }
 
 #[cfg(test)]

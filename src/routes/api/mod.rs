@@ -6,6 +6,7 @@ pub mod me;
 use actix_web::{HttpRequest, HttpResponse, ResponseError, http::Method, http::StatusCode, web};
 use serde::Deserialize;
 
+use crate::auth::authenticator::Authenticator;
 use crate::auth::authenticator::SignInError;
 use crate::auth::password::{self, MAX_PASSWORD_LEN};
 use crate::auth::{AuthError, Identity};
@@ -130,6 +131,7 @@ pub async fn reauth(
     identity: Identity,
     body: web::Json<Reauth>,
     state: web::Data<AppState>,
+    auth: web::Data<Authenticator>,
 ) -> Result<HttpResponse, ApiError> {
     require_api_csrf(&req, &identity)?;
     let user = state
@@ -152,9 +154,7 @@ pub async fn reauth(
             "That password is not right.",
         ));
     }
-    state
-        .auth
-        .mark_authenticated(&req, &identity, &state)
+    auth.mark_authenticated(&req, &identity, &state)
         .await
         .map_err(|e| match e {
             SignInError::Store(e) => ApiError::Store(e),

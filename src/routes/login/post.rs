@@ -4,6 +4,7 @@ use serde::Deserialize;
 
 use super::LoginPage;
 use crate::audit::Action;
+use crate::auth::authenticator::Authenticator;
 use crate::auth::csrf;
 use crate::auth::password::{self, MAX_PASSWORD_LEN};
 use crate::auth::throttle::{LoginThrottle, Verdict};
@@ -31,6 +32,7 @@ pub async fn post(
     form: web::Form<LoginForm>,
     session: Session,
     state: web::Data<AppState>,
+    auth: web::Data<Authenticator>,
 ) -> Result<HttpResponse, PageError> {
     csrf::verify(&session, form.csrf.as_deref())?;
     let form = form.into_inner();
@@ -123,9 +125,7 @@ pub async fn post(
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default(),
     );
-    state
-        .auth
-        .sign_in(&req, &state, &user.name, &user.roles, &ip, &device)
+    auth.sign_in(&req, &state, &user.name, &user.roles, &ip, &device)
         .await?;
     state
         .audit(Action::LoginSucceeded, &user.name, &user.name, "", &ip)
