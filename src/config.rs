@@ -133,14 +133,19 @@ pub struct AuthSettings {
 impl AuthSettings {
     /// Every role that can be given: `admin`, then the configured ones.
     pub fn known_roles(&self) -> Vec<String> {
-        let mut known = vec!["admin".to_owned()];
-        for role in &self.roles {
-            if !known.contains(role) {
-                known.push(role.clone());
-            }
-        }
-        known
+        with_admin(&self.roles)
     }
+}
+
+/// `admin`, then `configured` without it: every role that can be given.
+pub fn with_admin(configured: &[String]) -> Vec<String> {
+    let mut known = vec!["admin".to_owned()];
+    for role in configured {
+        if !known.contains(role) {
+            known.push(role.clone());
+        }
+    }
+    known
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -120,15 +120,7 @@ impl Operator<'_> {
         match roles.iter().find(|role| !known(role)) {
             Some(role) => Err(UserError::UnknownRole {
                 role: role.clone(),
-                known: std::iter::once("admin")
-                    .chain(
-                        self.known_roles
-                            .iter()
-                            .map(String::as_str)
-                            .filter(|r| *r != "admin"),
-                    )
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                known: crate::config::with_admin(self.known_roles).join(", "),
             }),
             None => Ok(roles),
         }

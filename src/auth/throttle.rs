@@ -16,6 +16,26 @@ pub fn account_counter(username: &str) -> String {
     format!("acct:{username}")
 }
 
+/// Whether `failures` in the current window refuse further logins: the one rule `check`
+/// applies and the dashboards show ("throttled").
+pub fn over_limit(failures: u64, limit: u64) -> bool {
+    failures >= limit
+}
+
+/// Each account's failed logins in its current window (one store round trip).
+pub async fn account_failures(store: &Store, users: &[&str]) -> Result<Vec<u64>, StoreError> {
+    if users.is_empty() {
+        return Ok(Vec::new());
+    }
+    let keys: Vec<String> = users.iter().map(|name| account_counter(name)).collect();
+    Ok(store
+        .counters(&keys)
+        .await?
+        .into_iter()
+        .map(|counter| counter.count)
+        .collect())
+}
+
 /// The login may go ahead, or must wait this many seconds.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Verdict {
@@ -46,7 +66,7 @@ impl<'a> LoginThrottle<'a> {
         let retry_after_secs = counters
             .iter()
             .zip(limits)
-            .filter(|(counter, limit)| counter.count >= *limit)
+            .filter(|(counter, limit)| over_limit(counter.count, *limit))
             .map(|(counter, _)| counter.resets_in_secs.max(1))
             .max();
         Ok(match retry_after_secs {

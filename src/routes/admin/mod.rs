@@ -52,6 +52,8 @@ impl UserFilter {
             .collect();
         let whole_name = crate::users::normalize_name(&text).ok();
         let exists = match &whole_name {
+            // The whole name among the matches needs no second look.
+            Some(name) if matches.contains(name) => true,
             Some(name) => state.store.user(name).await?.is_some(),
             None => false,
         };

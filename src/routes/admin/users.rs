@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use super::{AuditRow, require_admin, revoke_note};
 use crate::auth::Identity;
-use crate::auth::throttle::account_counter;
+use crate::auth::throttle;
 use crate::error::{PageError, user_error_status};
 use crate::routes::account::{ip, operator, step_up_location, stepped_up};
 use crate::routes::confirm::{self, Question};
@@ -100,12 +100,16 @@ pub async fn failed_logins(
     state: &AppState,
     users: &[UserSummary],
 ) -> Result<Vec<u64>, crate::store::StoreError> {
-    if users.is_empty() {
-        return Ok(Vec::new());
-    }
-    let keys: Vec<String> = users.iter().map(|u| account_counter(&u.name)).collect();
-    let counters = state.store.counters(&keys).await?;
-    Ok(counters.into_iter().map(|c| c.count).collect())
+    let names: Vec<&str> = users.iter().map(|u| u.name.as_str()).collect();
+    throttle::account_failures(&state.store, &names).await
+}
+
+/// Whether that many failed sign-ins keep the account from signing in now.
+pub fn throttled(state: &AppState, failed_logins: u64) -> bool {
+    throttle::over_limit(
+        failed_logins,
+        state.settings.throttle.max_failures_per_account,
+    )
 }
 
 /// The rows of `users`, with each account's throttle status.
@@ -128,7 +132,7 @@ impl UserRow {
             created: When::new(user.created, now),
             last_login: (user.last_login > 0).then(|| When::new(user.last_login, now)),
             failed_logins,
-            throttled: failed_logins >= state.settings.throttle.max_failures_per_account,
+            throttled: throttled(state, failed_logins),
             name: user.name,
             roles: user.roles,
             disabled: user.disabled,

@@ -9,7 +9,7 @@ use super::{ApiError, require_api_csrf};
 use crate::auth::Identity;
 use crate::routes::account::{ip, operator};
 use crate::routes::admin::audit::action_filter;
-use crate::routes::admin::users::failed_logins;
+use crate::routes::admin::users::{failed_logins, throttled};
 use crate::routes::paging::{self, search_text, stream_cursor, user_cursor, user_order};
 use crate::state::AppState;
 use crate::store::{AuditFilter, UserSummary, is_admin};
@@ -44,7 +44,6 @@ pub async fn list_users(
         .list_users(&text, order, after.as_deref(), limit)
         .await?;
     let failed = failed_logins(&state, &page.items).await?;
-    let limit = state.settings.throttle.max_failures_per_account;
     let items: Vec<ApiUser> = page
         .items
         .into_iter()
@@ -52,7 +51,7 @@ pub async fn list_users(
         .map(|(user, failed_logins)| ApiUser {
             user,
             failed_logins,
-            throttled: failed_logins >= limit,
+            throttled: throttled(&state, failed_logins),
         })
         .collect();
     Ok(HttpResponse::Ok().json(serde_json::json!({"items": items, "next": page.next})))
