@@ -3,6 +3,7 @@
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -58,6 +59,32 @@ pub enum Command {
         #[arg(long)]
         render: Option<std::path::PathBuf>,
     },
+    /// Two instances and a redis-server of their own under a mixed load and a fault every few
+    /// seconds; checks that no acknowledged write is lost; writes soak/report.md and report.json.
+    Soak {
+        /// How long the load runs, in seconds (CI runs 30).
+        #[arg(long, default_value_t = 300)]
+        duration: u64,
+        /// Seconds between faults (Redis killed, Redis stalled, connections killed, a
+        /// redeploy, in turn).
+        #[arg(long, default_value_t = 20)]
+        fault_every: u64,
+        /// Redis's appendfsync: `always` (what deploy/redis.conf ships) or `everysec`.
+        #[arg(long, value_enum, default_value = "always")]
+        fsync: crate::soak::Fsync,
+        /// Clients of the load.
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        /// Pause of each client between two steps, in milliseconds.
+        #[arg(long, default_value_t = 5)]
+        pace_ms: u64,
+        /// Users the load signs in as.
+        #[arg(long, default_value_t = 40)]
+        users: usize,
+        /// Where the report and the instances' logs go.
+        #[arg(long, default_value = "soak")]
+        out: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -83,7 +110,10 @@ pub async fn main() -> ExitCode {
     let cli = Cli::parse();
     // The benchmark measures auth, not access logging, and refuses credentials by the
     // thousand on purpose: errors only, unless RUST_LOG says.
-    if matches!(cli.command, Some(Command::Bench { .. })) && std::env::var_os("RUST_LOG").is_none()
+    if matches!(
+        cli.command,
+        Some(Command::Bench { .. } | Command::Soak { .. })
+    ) && std::env::var_os("RUST_LOG").is_none()
     {
         crate::telemetry::init_with_default("error");
     } else {
@@ -135,6 +165,43 @@ pub async fn main() -> ExitCode {
                 Ok(report) => {
                     println!("{}", report.targets_table());
                     ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e),
+            }
+        }
+        Command::Soak {
+            duration,
+            fault_every,
+            fsync,
+            concurrency,
+            pace_ms,
+            users,
+            out,
+        } => {
+            let binary = match std::env::current_exe() {
+                Ok(binary) => binary,
+                Err(e) => return fail(&e),
+            };
+            let options = crate::soak::SoakOptions {
+                duration: Duration::from_secs(duration),
+                fault_every: Duration::from_secs(fault_every.max(1)),
+                fsync,
+                concurrency: concurrency.max(1),
+                pace: Duration::from_millis(pace_ms),
+                users: users.max(1),
+                out,
+                binary,
+            };
+            match crate::soak::run(options).await {
+                Ok(report) => {
+                    println!("{}", report.markdown());
+                    let broken = report.broken_promises();
+                    if broken.is_empty() {
+                        ExitCode::SUCCESS
+                    } else {
+                        eprintln!("broken: {}", broken.join("; "));
+                        ExitCode::FAILURE
+                    }
                 }
                 Err(e) => fail(&e),
             }

@@ -5,6 +5,7 @@
 //! - `routes`: the HTTP surface; `web`: middleware shared by every route.
 //! - `users`: user administration; `startup`: builds the app for `main` and the tests;
 //!   `state`: what every handler can reach.
+//! - `bench` and `soak`: the benchmark against JWTs, and the app under faults.
 
 pub mod audit;
 pub mod auth;
@@ -16,6 +17,7 @@ pub mod device;
 pub mod error;
 pub mod metrics;
 pub mod routes;
+pub mod soak;
 pub mod startup;
 pub mod state;
 pub mod store;

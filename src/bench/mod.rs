@@ -31,6 +31,7 @@ use fleet::{
     write_lines,
 };
 use probe::Client;
+pub use probe::form_value;
 pub use report::Report;
 pub use revocation::Windows;
 pub use scale::ScaleResult;

@@ -12,3 +12,4 @@ mod redis_only;
 mod redis_server;
 mod reliability;
 mod session;
+mod soak;
