@@ -206,7 +206,10 @@ async fn soak(options: &SoakOptions, work: &Path, logs: &Path) -> Result<SoakRep
             break;
         }
         tokio::time::sleep_until(at.into()).await;
-        faults.push(inject(*kind, &shared, &mut redis, &mut b).await?);
+        let rss_a = a.pid().and_then(rss_kib);
+        let mut fault = inject(*kind, &shared, &mut redis, &mut b).await?;
+        fault.rss_a_kib = rss_a;
+        faults.push(fault);
     }
     tokio::time::sleep_until(end.into()).await;
     shared.stop.store(true, Ordering::SeqCst);

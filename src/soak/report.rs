@@ -29,6 +29,9 @@ pub struct FaultRecord {
     /// and whether it then exited 0.
     pub in_flight_at_sigterm: Option<usize>,
     pub clean_exit: Option<bool>,
+    /// Instance A's resident memory (KiB) just before the fault: A is never restarted, so the
+    /// series shows whether memory grows run-long or levels off.
+    pub rss_a_kib: Option<u64>,
 }
 
 impl Default for FaultRecord {
@@ -44,6 +47,7 @@ impl Default for FaultRecord {
             unanswered: 0,
             in_flight_at_sigterm: None,
             clean_exit: None,
+            rss_a_kib: None,
         }
     }
 }
@@ -315,11 +319,11 @@ impl SoakReport {
                 }
             );
         }
-        md += "\n| at (s) | fault | 503 answers | longest 503 stretch | first 2xx after it was over | unanswered | detail |\n\
-               |---|---|---|---|---|---|---|\n";
+        md += "\n| at (s) | fault | 503 answers | longest 503 stretch | first 2xx after it was over | unanswered | A's RSS before | detail |\n\
+               |---|---|---|---|---|---|---|---|\n";
         for fault in &self.faults {
             md += &format!(
-                "| {:.1} | {} | {} | {:.0} ms | {} | {} | {} |\n",
+                "| {:.1} | {} | {} | {:.0} ms | {} | {} | {} | {} |\n",
                 fault.at,
                 fault.kind.label(),
                 fault.answers_503,
@@ -330,6 +334,7 @@ impl SoakReport {
                         "{ms:.0} ms"
                     )),
                 fault.unanswered,
+                kib(fault.rss_a_kib),
                 fault.detail
             );
         }
