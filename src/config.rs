@@ -24,6 +24,7 @@ pub struct Settings {
     pub session: SessionSettings,
     pub jwt: JwtSettings,
     pub throttle: ThrottleSettings,
+    pub authz: AuthzSettings,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -44,6 +45,43 @@ pub struct ServerSettings {
     pub request_header_timeout_ms: u64,
     /// An idle keep-alive connection is closed after this long.
     pub keep_alive_secs: u64,
+    /// Where browsers reach sessiond's own pages (`https://auth.example.com`); forward auth's
+    /// redirects to the login page are absolute URLs built on it. Empty: not set.
+    pub public_url: String,
+    /// Peers (CIDR) whose `X-Forwarded-*` headers are believed: forward auth answers anyone
+    /// else 400, and `X-Forwarded-For` from anyone else is ignored.
+    pub trusted_proxies: Vec<String>,
+}
+
+/// Forward auth (`/api/authz/*`): who may reach which app behind the proxy. Compiled and
+/// checked by `auth::access` at start-up.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuthzSettings {
+    /// What a request no rule matches gets.
+    pub default_policy: PolicySetting,
+    /// Ordered; the first rule that matches decides.
+    pub rules: Vec<RuleSetting>,
+}
+
+/// A policy as written: a word, or a list of roles (any of them grants access).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PolicySetting {
+    Named(String),
+    Roles(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RuleSetting {
+    /// Exact host names, or one leading wildcard label (`*.example.com`).
+    pub domain: Vec<String>,
+    /// Regexes on the path and query; none = every resource.
+    #[serde(default)]
+    pub resources: Vec<String>,
+    /// HTTP methods; none = every method.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    pub policy: PolicySetting,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -163,6 +201,30 @@ pub struct SessionSettings {
     pub cookie_name: String,
     pub same_site: SameSitePolicy,
     pub cookie_key: String,
+    /// Share the session with other hosts under this domain (forward auth across
+    /// subdomains): the cookie becomes `__Secure-`-prefixed with `Domain=`. Empty: a host-only
+    /// `__Host-` cookie, as without forward auth.
+    pub cookie_domain: String,
+}
+
+impl SessionSettings {
+    /// The session cookie's name: `cookie_name`, except that a `__Host-` cookie shared across
+    /// a domain must be `__Secure-` (browsers refuse `__Host-` with `Domain=`).
+    pub fn effective_cookie_name(&self) -> String {
+        match (
+            self.cookie_domain.is_empty(),
+            self.cookie_name.strip_prefix("__Host-"),
+        ) {
+            (false, Some(rest)) => format!("__Secure-{rest}"),
+            _ => self.cookie_name.clone(),
+        }
+    }
+
+    /// `cookie_domain` as the cookie carries it: lower case, no leading dot; `None` if unset.
+    pub fn cookie_domain(&self) -> Option<String> {
+        let domain = self.cookie_domain.trim().trim_start_matches('.');
+        (!domain.is_empty()).then(|| domain.to_ascii_lowercase())
+    }
 }
 
 // Hand-written so the cookie key never reaches a log line.
@@ -175,6 +237,7 @@ impl std::fmt::Debug for SessionSettings {
             .field("cookie_name", &self.cookie_name)
             .field("same_site", &self.same_site)
             .field("cookie_key", &"[redacted]")
+            .field("cookie_domain", &self.cookie_domain)
             .finish()
     }
 }
@@ -198,6 +261,8 @@ impl Default for Settings {
                 shutdown_timeout_secs: 30,
                 request_header_timeout_ms: 5000,
                 keep_alive_secs: 5,
+                public_url: String::new(),
+                trusted_proxies: vec!["127.0.0.1/32".into(), "::1/128".into()],
             },
             store: StoreSettings {
                 url: "memory://".into(),
@@ -216,6 +281,7 @@ impl Default for Settings {
                 cookie_name: "__Host-sid".into(),
                 same_site: SameSitePolicy::Lax,
                 cookie_key: String::new(),
+                cookie_domain: String::new(),
             },
             jwt: JwtSettings {
                 algorithm: JwtAlgorithm::EdDSA,
@@ -236,6 +302,10 @@ impl Default for Settings {
                 max_failures_per_account: 5,
                 max_failures_per_ip: 50,
                 window_secs: 900,
+            },
+            authz: AuthzSettings {
+                default_policy: PolicySetting::Named("deny".into()),
+                rules: Vec::new(),
             },
         }
     }
@@ -294,11 +364,65 @@ impl Settings {
         if self.jwt.max_token_bytes < 256 {
             return Err(invalid("jwt.max_token_bytes", "must be at least 256"));
         }
-        if crate::users::validate_roles(&self.auth.roles).is_err() {
+        if !self
+            .auth
+            .roles
+            .iter()
+            .all(|r| crate::store::names::is_role_name(r))
+        {
             return Err(invalid(
                 "auth.roles",
                 "each role is 1-32 characters of a-z, 0-9, '_' and '-', starting with a letter",
             ));
+        }
+        if let Some(domain) = self.session.cookie_domain() {
+            let host_name = domain.split('.').count() >= 2
+                && domain.parse::<std::net::IpAddr>().is_err()
+                && domain.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                });
+            if !host_name {
+                return Err(invalid(
+                    "session.cookie_domain",
+                    "must be a domain name such as example.com",
+                ));
+            }
+            // A cookie for a public suffix would go to every site under it.
+            if psl::domain_str(&domain).is_none() {
+                return Err(invalid(
+                    "session.cookie_domain",
+                    &format!(
+                        "{domain} is a public suffix: a cookie for it would be sent to every site under it"
+                    ),
+                ));
+            }
+        }
+        if !self.server.public_url.is_empty() {
+            let url = url::Url::parse(&self.server.public_url)
+                .map_err(|e| invalid("server.public_url", &e.to_string()))?;
+            if !matches!(url.scheme(), "http" | "https")
+                || url.host_str().is_none()
+                || url.path() != "/"
+                || url.query().is_some()
+                || !url.username().is_empty()
+            {
+                return Err(invalid(
+                    "server.public_url",
+                    "must be an http(s) origin such as https://auth.example.com",
+                ));
+            }
+        }
+        for proxy in &self.server.trusted_proxies {
+            proxy.parse::<ipnet::IpNet>().map_err(|_| {
+                invalid(
+                    "server.trusted_proxies",
+                    &format!("{proxy:?} is not a CIDR block such as 10.0.0.0/8"),
+                )
+            })?;
         }
         if self.throttle.window_secs == 0 {
             return Err(invalid("throttle.window_secs", "must be positive"));
@@ -323,6 +447,52 @@ mod tests {
         assert_eq!(
             serde_json::to_value(&from_file).unwrap(),
             serde_json::to_value(&defaults).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_cookie_domain_must_be_a_registrable_domain_and_renames_a_host_cookie() {
+        let with_domain = |domain: &str| {
+            let mut settings = Settings::default();
+            settings.session.cookie_domain = domain.into();
+            settings
+        };
+        for public in ["com", "co.uk", "github.io", ".com", "localhost"] {
+            let err = with_domain(public).validate().unwrap_err().to_string();
+            assert!(err.contains("session.cookie_domain"), "{public}: {err}");
+        }
+        for bad in ["127.0.0.1", "exa mple.com", "example..com", "*.example.com"] {
+            assert!(with_domain(bad).validate().is_err(), "{bad}");
+        }
+        let ok = with_domain(".Example.COM");
+        ok.validate().unwrap();
+        assert_eq!(ok.session.cookie_domain().as_deref(), Some("example.com"));
+        assert_eq!(ok.session.effective_cookie_name(), "__Secure-sid");
+        assert!(with_domain("user.github.io").validate().is_ok());
+        assert_eq!(
+            Settings::default().session.effective_cookie_name(),
+            "__Host-sid"
+        );
+    }
+
+    #[test]
+    fn public_url_and_trusted_proxies_are_checked() {
+        let mut settings = Settings::default();
+        settings.server.public_url = "https://auth.example.com/login".into();
+        assert!(
+            settings
+                .validate()
+                .unwrap_err()
+                .to_string()
+                .contains("server.public_url")
+        );
+        settings.server.public_url = "https://auth.example.com".into();
+        settings.validate().unwrap();
+        settings.server.trusted_proxies = vec!["10.0.0.0/8".into(), "proxy".into()];
+        let err = settings.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("server.trusted_proxies") && err.contains("proxy"),
+            "{err}"
         );
     }
 

@@ -14,6 +14,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use tracing_actix_web::TracingLogger;
 
+use crate::auth::access::AccessRules;
 use crate::auth::authenticator::{Authenticator, JwtMode};
 use crate::auth::jwt::{JwtAuthority, KeyOrigin};
 use crate::auth::password::hash_password_blocking;
@@ -44,6 +45,8 @@ pub enum StartupError {
     Random(#[from] RandomError),
     #[error("could not compute the dummy password hash")]
     Password(#[from] crate::auth::password::PasswordError),
+    #[error("[authz] cannot be right: {0}")]
+    Authz(String),
     #[error("could not listen on {addr}")]
     Bind {
         addr: String,
@@ -68,6 +71,8 @@ impl Application {
         settings: Settings,
         clock: Clock,
     ) -> Result<Application, StartupError> {
+        let access = AccessRules::compile(&settings.authz.default_policy, &settings.authz.rules)
+            .map_err(StartupError::Authz)?;
         let metrics = Arc::new(Metrics::default());
         let store = Arc::new(Store::open(&settings, clock.clone(), metrics.clone())?);
         match store.as_ref() {
@@ -169,12 +174,15 @@ impl Application {
             dummy_phc,
             metrics: metrics.clone(),
         });
-        let server = run(listener, state, web::Data::new(auth), cookie_key).map_err(|source| {
-            StartupError::Bind {
+        let data = AppData {
+            auth: web::Data::new(auth),
+            access: web::Data::new(access),
+        };
+        let server =
+            run(listener, state, data, cookie_key).map_err(|source| StartupError::Bind {
                 addr: settings.server.bind.clone(),
                 source,
-            }
-        })?;
+            })?;
         tracing::info!(port, mode = settings.auth.mode.as_str(), "listening");
         Ok(Application {
             port,
@@ -205,10 +213,17 @@ impl Application {
     }
 }
 
+/// App data besides the state: how requests are authenticated, and forward auth's rules.
+#[derive(Clone)]
+struct AppData {
+    auth: web::Data<Authenticator>,
+    access: web::Data<AccessRules>,
+}
+
 fn run(
     listener: TcpListener,
     state: web::Data<AppState>,
-    auth: web::Data<Authenticator>,
+    data: AppData,
     cookie_key: Key,
 ) -> std::io::Result<Server> {
     let settings = state.settings.clone();
@@ -232,7 +247,8 @@ fn run(
             .wrap(from_fn(crate::web::middleware::record_request_duration))
             .wrap(TracingLogger::default())
             .app_data(state.clone())
-            .app_data(auth.clone())
+            .app_data(data.auth.clone())
+            .app_data(data.access.clone())
             .app_data(web::PayloadConfig::new(body_limit))
             .app_data(
                 web::FormConfig::default()

@@ -56,11 +56,7 @@ pub fn optional_name(raw: Option<&str>) -> Result<Option<String>, UserError> {
 pub fn validate_roles(roles: &[String]) -> Result<Vec<String>, UserError> {
     let mut valid: Vec<String> = Vec::with_capacity(roles.len());
     for role in roles {
-        let mut chars = role.chars();
-        let first_ok = chars.next().is_some_and(|c| c.is_ascii_lowercase());
-        let rest_ok =
-            chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-'));
-        if !(first_ok && rest_ok && role.len() <= 32) {
+        if !crate::store::names::is_role_name(role) {
             return Err(UserError::BadRole);
         }
         if !valid.contains(role) {

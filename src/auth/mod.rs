@@ -1,5 +1,6 @@
 //! How a request becomes an identity: passwords, session IDs, CSRF tokens, login throttling.
 
+pub mod access;
 pub mod authenticator;
 pub mod csrf;
 pub mod identity;

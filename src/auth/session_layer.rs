@@ -72,12 +72,13 @@ impl SessionLayer {
             SameSitePolicy::Strict => SameSite::Strict,
         };
         let middleware = SessionMiddleware::builder(SessionBackend::new(store), cookie_key)
-            .cookie_name(settings.cookie_name.clone())
+            .cookie_name(settings.effective_cookie_name())
             .cookie_secure(true)
             .cookie_http_only(true)
             .cookie_same_site(same_site)
             .cookie_path("/".to_owned())
-            .cookie_domain(None)
+            // Set only for forward auth across subdomains (`session.cookie_domain`).
+            .cookie_domain(settings.cookie_domain())
             .cookie_content_security(CookieContentSecurity::Signed)
             // A browser-session cookie: the server alone decides when a session ends.
             .session_lifecycle(

@@ -231,7 +231,7 @@ impl Issuer {
                 .collect();
         }
         Ok(Issuer {
-            cookie_name: settings.session.cookie_name.clone(),
+            cookie_name: settings.session.effective_cookie_name(),
             key: keys.cookie_key()?,
             template,
             jwt,

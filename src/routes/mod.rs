@@ -3,6 +3,7 @@
 pub mod account;
 pub mod admin;
 pub mod api;
+pub mod authz;
 pub mod confirm;
 pub mod flash;
 pub mod health;
@@ -80,6 +81,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, sessions: &SessionLayer) {
         .service(page("/admin/sessions").route(web::get().to(admin::sessions::list)))
         .service(page("/admin/audit").route(web::get().to(admin::audit::list)))
         .service(page("/api/me").route(web::get().to(api::me::get)))
+        .service(page("/api/authz/forward-auth").route(web::get().to(authz::forward_auth)))
+        .service(page("/api/authz/auth-request").route(web::get().to(authz::auth_request)))
         .service(page("/api/csrf").route(web::get().to(api::csrf_token)))
         .service(page("/api/reauth").route(web::post().to(api::reauth)))
         .service(
@@ -146,6 +149,15 @@ pub async fn no_route(req: HttpRequest) -> HttpResponse {
     } else {
         not_found().await
     }
+}
+
+/// A forward-auth proxy's `rd` that may be followed after login (see `auth::access::safe_return`).
+pub fn return_url(rd: &str, settings: &crate::config::Settings) -> Option<url::Url> {
+    crate::auth::access::safe_return(
+        rd,
+        &settings.server.public_url,
+        &settings.session.cookie_domain,
+    )
 }
 
 /// Where to go after login: a same-site relative path, or `/`. Anything that a browser could

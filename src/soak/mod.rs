@@ -179,7 +179,7 @@ async fn soak(options: &SoakOptions, work: &Path, logs: &Path) -> Result<SoakRep
         events: Mutex::new(Vec::new()),
         started: Instant::now(),
         stop: AtomicBool::new(false),
-        cookie_name: settings.session.cookie_name.clone(),
+        cookie_name: settings.session.effective_cookie_name(),
         cookie_key: Key::from(&key),
         password,
         admin: Mutex::new(None),

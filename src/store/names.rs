@@ -24,6 +24,14 @@ pub fn is_user_name(name: &str) -> bool {
         && chars.all(|c| lower_or_digit(c) || matches!(c, '.' | '_' | '-'))
 }
 
+/// A role name: 1-32 characters of a-z, 0-9, '_' and '-', starting with a letter.
+pub fn is_role_name(role: &str) -> bool {
+    let mut chars = role.chars();
+    role.len() <= 32
+        && chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '_' | '-'))
+}
+
 /// The latest time (Unix seconds) the order indexes can hold: the year 2286.
 const LATEST: i64 = 9_999_999_999;
 

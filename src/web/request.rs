@@ -14,9 +14,26 @@ pub fn encode_query_value(value: &str) -> String {
     utf8_percent_encode(value, NON_ALPHANUMERIC).to_string()
 }
 
-/// The client's address for throttling and the session record.
+/// Whether the peer is one of `server.trusted_proxies`: only a trusted proxy's
+/// `X-Forwarded-*` headers are believed.
+pub fn from_trusted_proxy(req: &HttpRequest, settings: &Settings) -> bool {
+    let Some(peer) = req.peer_addr().map(|a| a.ip()) else {
+        return false;
+    };
+    settings
+        .server
+        .trusted_proxies
+        .iter()
+        .filter_map(|cidr| cidr.parse::<ipnet::IpNet>().ok())
+        .any(|net| net.contains(&peer))
+}
+
+/// The client's address for throttling and the session record: `X-Forwarded-For`'s first
+/// address when `server.trust_forwarded_for` is on and the peer is a trusted proxy, else the
+/// peer's.
 pub fn client_ip(req: &HttpRequest, settings: &Settings) -> String {
     if settings.server.trust_forwarded_for
+        && from_trusted_proxy(req, settings)
         && let Some(first) = req
             .headers()
             .get("x-forwarded-for")

@@ -4,6 +4,7 @@ mod bench;
 mod browser;
 mod cli;
 mod dashboard;
+mod forward_auth;
 mod fuzz;
 mod helpers;
 mod jwt;

@@ -13,6 +13,9 @@ use crate::error::PageError;
 pub struct LoginPage<'a> {
     pub csrf: &'a str,
     pub next: Option<&'a str>,
+    /// A proxy's `rd` that may be followed (an app's page), and the site it names.
+    pub rd: Option<&'a str>,
+    pub site: Option<&'a str>,
     pub username: &'a str,
     pub message: Option<&'a str>,
     /// Why the person is here ("Your session was ended"), from the redirect that sent them.

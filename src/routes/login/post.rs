@@ -10,7 +10,7 @@ use crate::auth::password::{self, MAX_PASSWORD_LEN};
 use crate::auth::throttle::{LoginThrottle, Verdict};
 use crate::device;
 use crate::error::PageError;
-use crate::routes::{client_ip, safe_next, see_other};
+use crate::routes::{client_ip, return_url, safe_next, see_other};
 use crate::state::AppState;
 use crate::users::normalize_name;
 
@@ -20,6 +20,7 @@ pub struct LoginForm {
     password: String,
     csrf: Option<String>,
     next: Option<String>,
+    rd: Option<String>,
 }
 
 /// One message for every failure, so the page never tells whether the account exists.
@@ -37,6 +38,10 @@ pub async fn post(
     csrf::verify(&session, form.csrf.as_deref())?;
     let form = form.into_inner();
     let next = safe_next(form.next.as_deref());
+    let rd = form
+        .rd
+        .as_deref()
+        .and_then(|rd| return_url(rd, &state.settings));
     let typed_name: String = form
         .username
         .trim()
@@ -54,6 +59,8 @@ pub async fn post(
         LoginPage {
             csrf: &token,
             next: Some(next.as_str()).filter(|n| *n != "/"),
+            rd: rd.as_ref().map(url::Url::as_str),
+            site: rd.as_ref().and_then(url::Url::host_str),
             username: &typed_name,
             message: Some(message),
             notice: None,
@@ -136,5 +143,8 @@ pub async fn post(
         tracing::warn!(error = %err, "could not record the sign-in time");
     }
     tracing::info!(ip, "login succeeded");
-    Ok(see_other(&next))
+    // Back to the app a forward-auth proxy sent them from, if it is one of ours.
+    Ok(see_other(
+        rd.as_ref().map_or(next.as_str(), url::Url::as_str),
+    ))
 }
