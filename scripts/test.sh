@@ -10,6 +10,9 @@ command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 command -v openssl >/dev/null 2>&1 || missing+=(openssl)   # certificates for the TLS test
 command -v wrk >/dev/null 2>&1 || missing+=(wrk)           # the benchmark's load generator
+command -v caddy >/dev/null 2>&1 || missing+=(caddy)       # forward auth through real proxies
+command -v nginx >/dev/null 2>&1 || missing+=(nginx)
+command -v curl >/dev/null 2>&1 || missing+=(curl)         # a client sending its own Remote-User
 if [ "${#missing[@]}" -gt 0 ]; then
   if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "== installing ${missing[*]}"

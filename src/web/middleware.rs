@@ -9,14 +9,23 @@ use actix_web::{
 
 use crate::web::response::page_response;
 
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; \
+     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// The policy of a page whose form may end in a redirect to `origin` as well: browsers apply
+/// `form-action` to the redirects after a submission too, so the login form that returns
+/// someone to a forward-auth app must name that app's origin.
+pub fn content_security_policy_with_form_target(origin: &str) -> String {
+    CONTENT_SECURITY_POLICY.replace(
+        "form-action 'self'",
+        &format!("form-action 'self' {origin}"),
+    )
+}
+
 /// Headers every response carries. `no-store` goes on everything but the stylesheet (which
 /// sets its own): pages here are either authenticated or set a cookie.
 const SECURITY_HEADERS: [(header::HeaderName, &str); 5] = [
-    (
-        header::CONTENT_SECURITY_POLICY,
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; \
-         frame-ancestors 'none'; base-uri 'none'",
-    ),
+    (header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY),
     (header::X_FRAME_OPTIONS, "DENY"),
     (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
     (header::REFERRER_POLICY, "same-origin"),

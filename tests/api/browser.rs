@@ -10,7 +10,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use super::helpers::{Backend, PASSWORD, spawn_app};
 use super::redis_server::{free_port, require_binary};
 
-struct ChromeDriver {
+pub struct ChromeDriver {
     port: u16,
     child: Child,
     profile: std::path::PathBuf,
@@ -18,7 +18,7 @@ struct ChromeDriver {
 }
 
 impl ChromeDriver {
-    fn start() -> ChromeDriver {
+    pub fn start() -> ChromeDriver {
         require_binary("chromium", "chromium");
         require_binary("chromedriver", "chromium-driver");
         let port = free_port();
@@ -44,22 +44,34 @@ impl ChromeDriver {
 
     /// A new Chromium with a fresh profile of its own: no cookies shared with the others.
     async fn browser(&self) -> fantoccini::Client {
+        self.browser_with(&[]).await
+    }
+
+    /// The same, with more command-line switches (host mapping, certificates).
+    pub async fn browser_with(&self, extra: &[String]) -> fantoccini::Client {
         let n = self
             .browsers
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let profile = self.profile.join(n.to_string());
+        let mut args: Vec<String> = [
+            "--headless=new",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--disable-quic",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        args.push(format!("--user-data-dir={}", profile.display()));
+        args.extend(extra.iter().cloned());
         let mut capabilities = serde_json::Map::new();
         capabilities.insert(
             "goog:chromeOptions".into(),
-            serde_json::json!({
-                "binary": "/usr/bin/chromium",
-                "args": [
-                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--disable-background-networking", "--disable-component-update",
-                    "--disable-sync", "--no-first-run", "--disable-quic",
-                    format!("--user-data-dir={}", profile.display()),
-                ]
-            }),
+            serde_json::json!({ "binary": "/usr/bin/chromium", "args": args }),
         );
         ClientBuilder::new(HttpConnector::new())
             .capabilities(capabilities)
@@ -430,7 +442,7 @@ async fn is_checked(browser: &fantoccini::Client, id: &str) -> bool {
         == Some("true")
 }
 
-async fn click(browser: &fantoccini::Client, locator: Locator<'_>) {
+pub async fn click(browser: &fantoccini::Client, locator: Locator<'_>) {
     browser.find(locator).await.unwrap().click().await.unwrap();
 }
 

@@ -107,7 +107,11 @@ async fn anonymous_browsers_are_sent_to_sign_in_and_scripts_get_401() {
         );
         assert_eq!(nginx.header("location"), Some(login));
         assert_eq!(public.status, 200);
-        assert!(public.header("remote-user").is_none());
+        assert_eq!(
+            public.header("remote-user"),
+            Some(""),
+            "bypass: nobody, said explicitly"
+        );
     }
 }
 
@@ -381,6 +385,11 @@ async fn login_returns_to_the_app_only_when_rd_is_one_of_ours() {
             .contains("Sign in to continue to <strong>app.example.com</strong>"),
         "{}",
         form.body
+    );
+    let policy = form.header("content-security-policy").unwrap();
+    assert!(
+        policy.contains("form-action 'self' https://app.example.com;"),
+        "browsers apply form-action to the redirect back: {policy}"
     );
     assert_eq!(back.status, 303);
     assert_eq!(

@@ -9,6 +9,7 @@ mod fuzz;
 mod helpers;
 mod jwt;
 mod properties;
+mod proxies;
 mod redis_only;
 mod redis_server;
 mod reliability;

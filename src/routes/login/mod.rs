@@ -25,8 +25,19 @@ pub struct LoginPage<'a> {
 
 impl LoginPage<'_> {
     pub fn respond(&self, status: StatusCode) -> Result<HttpResponse, PageError> {
-        Ok(HttpResponse::build(status)
-            .content_type("text/html; charset=utf-8")
-            .body(self.render()?))
+        let mut response = HttpResponse::build(status);
+        response.content_type("text/html; charset=utf-8");
+        // Back to the app after login is a redirect the form's policy must allow.
+        if let Some(origin) = self
+            .rd
+            .and_then(|rd| url::Url::parse(rd).ok())
+            .map(|rd| rd.origin().ascii_serialization())
+        {
+            response.insert_header((
+                actix_web::http::header::CONTENT_SECURITY_POLICY,
+                crate::web::middleware::content_security_policy_with_form_target(&origin),
+            ));
+        }
+        Ok(response.body(self.render()?))
     }
 }
