@@ -205,18 +205,30 @@ pub struct SessionSettings {
     /// subdomains): the cookie becomes `__Secure-`-prefixed with `Domain=`. Empty: a host-only
     /// `__Host-` cookie, as without forward auth.
     pub cookie_domain: String,
+    /// Live sessions a user may hold; a sign-in beyond it ends their oldest. 0 = no limit.
+    pub max_per_user: usize,
+    /// "Remember me" at login: the session cookie then persists (Max-Age) this long, capped
+    /// at the absolute timeout (a cookie outliving its session would be pointless); 0 hides
+    /// the checkbox. Session mode.
+    pub remember_me_secs: u64,
+}
+
+/// A cookie shared across a domain cannot be `__Host-` (browsers refuse `__Host-` with
+/// `Domain=`): it becomes `__Secure-`, which still insists on Secure.
+fn domain_cookie_name(name: &str) -> String {
+    match name.strip_prefix("__Host-") {
+        Some(rest) => format!("__Secure-{rest}"),
+        None => name.to_owned(),
+    }
 }
 
 impl SessionSettings {
-    /// The session cookie's name: `cookie_name`, except that a `__Host-` cookie shared across
-    /// a domain must be `__Secure-` (browsers refuse `__Host-` with `Domain=`).
+    /// The session cookie's name: `cookie_name`, `__Secure-` instead of `__Host-` when the
+    /// cookie is shared across `cookie_domain`.
     pub fn effective_cookie_name(&self) -> String {
-        match (
-            self.cookie_domain.is_empty(),
-            self.cookie_name.strip_prefix("__Host-"),
-        ) {
-            (false, Some(rest)) => format!("__Secure-{rest}"),
-            _ => self.cookie_name.clone(),
+        match self.cookie_domain() {
+            Some(_) => domain_cookie_name(&self.cookie_name),
+            None => self.cookie_name.clone(),
         }
     }
 
@@ -238,6 +250,8 @@ impl std::fmt::Debug for SessionSettings {
             .field("same_site", &self.same_site)
             .field("cookie_key", &"[redacted]")
             .field("cookie_domain", &self.cookie_domain)
+            .field("max_per_user", &self.max_per_user)
+            .field("remember_me_secs", &self.remember_me_secs)
             .finish()
     }
 }
@@ -282,6 +296,8 @@ impl Default for Settings {
                 same_site: SameSitePolicy::Lax,
                 cookie_key: String::new(),
                 cookie_domain: String::new(),
+                max_per_user: 0,
+                remember_me_secs: 12 * 3600,
             },
             jwt: JwtSettings {
                 algorithm: JwtAlgorithm::EdDSA,
@@ -312,6 +328,17 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// With `session.cookie_domain` set, JWT mode's cookies are shared across it too, so
+    /// their `__Host-` names become `__Secure-` (the session cookie's name is computed where
+    /// it is used, `SessionSettings::effective_cookie_name`).
+    pub fn with_domain_cookie_names(mut self) -> Settings {
+        if self.session.cookie_domain().is_some() {
+            self.jwt.access_cookie_name = domain_cookie_name(&self.jwt.access_cookie_name);
+            self.jwt.refresh_cookie_name = domain_cookie_name(&self.jwt.refresh_cookie_name);
+        }
+        self
+    }
+
     /// Built-in defaults, then the file (if it exists), then the environment.
     pub fn load(file: &Path) -> Result<Settings, ConfigError> {
         let settings: Settings = Figment::from(Serialized::defaults(Settings::default()))

@@ -73,6 +73,7 @@ impl Application {
     ) -> Result<Application, StartupError> {
         let access = AccessRules::compile(&settings.authz.default_policy, &settings.authz.rules)
             .map_err(StartupError::Authz)?;
+        let settings = settings.with_domain_cookie_names();
         let metrics = Arc::new(Metrics::default());
         let store = Arc::new(Store::open(&settings, clock.clone(), metrics.clone())?);
         match store.as_ref() {
@@ -105,7 +106,7 @@ impl Application {
                 Authenticator::Jwt(Box::new(JwtMode::new(
                     authority,
                     cookie_key.master().to_vec(),
-                    settings.session.same_site,
+                    &settings.session,
                 )))
             }
         };

@@ -253,6 +253,34 @@ impl Operator<'_> {
         Ok(revoked)
     }
 
+    /// Makes room for one more session of `user` under `session.max_per_user` (`cap`; 0 = no
+    /// limit): ends their oldest sessions (by creation), each audited as revoked, the detail
+    /// saying why. Runs just before a sign-in creates its session, so two sign-ins of the same
+    /// person at the same instant can leave one session over the cap until the next sign-in.
+    pub async fn make_room_for_session(&self, user: &str, cap: usize) -> Result<u64, UserError> {
+        if cap == 0 {
+            return Ok(0);
+        }
+        let mut live = self.store.sessions_of(user).await?;
+        // Oldest first; sessions begun in the same second by last use, then by handle.
+        live.sort_by(|a, b| {
+            (a.created, a.last_seen, &a.handle).cmp(&(b.created, b.last_seen, &b.handle))
+        });
+        let over = (live.len() + 1).saturating_sub(cap);
+        let mut ended = 0;
+        for oldest in live.iter().take(over) {
+            if self.store.revoke_session(user, &oldest.handle).await? {
+                let detail = format!(
+                    "session {}: over session.max_per_user ({cap}), ended by a new sign-in",
+                    oldest.handle
+                );
+                self.audit(Action::SessionRevoked, user, &detail).await?;
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
+
     /// Ends every session of `user` except `keep` (a handle).
     pub async fn revoke_all(&self, user: &str, keep: Option<&str>) -> Result<u64, UserError> {
         let ended = self.store.revoke_all_for_user(user, keep).await?;

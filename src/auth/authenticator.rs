@@ -15,7 +15,7 @@ use super::random::{RandomError, random_bytes, random_token};
 use super::session_layer::note_missing;
 use super::session_store::{SESSION_ID_LEN, session_id_hash};
 use crate::audit::Action;
-use crate::config::SameSitePolicy;
+use crate::config::{SameSitePolicy, SessionSettings};
 use crate::state::AppState;
 use crate::store::{
     AUTH_AT_FIELD, DEVICE_FIELD, IP_FIELD, REFRESH_FIELD, RefreshOutcome, Store, StoreError,
@@ -45,21 +45,24 @@ pub struct JwtMode {
     /// Keys the per-family CSRF tokens; the shared cookie key, so every instance agrees.
     csrf_secret: Vec<u8>,
     same_site: SameSite,
+    /// `session.cookie_domain`: the token cookies are then shared with the apps under it.
+    cookie_domain: Option<String>,
 }
 
 impl JwtMode {
     pub fn new(
         authority: JwtAuthority,
         csrf_secret: Vec<u8>,
-        same_site: SameSitePolicy,
+        session: &SessionSettings,
     ) -> JwtMode {
         JwtMode {
             authority,
             csrf_secret,
-            same_site: match same_site {
+            same_site: match session.same_site {
                 SameSitePolicy::Lax => SameSite::Lax,
                 SameSitePolicy::Strict => SameSite::Strict,
             },
+            cookie_domain: session.cookie_domain(),
         }
     }
 
@@ -261,12 +264,16 @@ impl Authenticator {
 
 impl JwtMode {
     fn cookie(&self, name: &str, value: String) -> Cookie<'static> {
-        Cookie::build(name.to_owned(), value)
+        let mut cookie = Cookie::build(name.to_owned(), value)
             .http_only(true)
             .secure(true)
             .same_site(self.same_site)
             .path("/")
-            .finish()
+            .finish();
+        if let Some(domain) = &self.cookie_domain {
+            cookie.set_domain(domain.clone());
+        }
+        cookie
     }
 
     fn access_cookie(&self, token: String) -> Cookie<'static> {

@@ -7,19 +7,21 @@
 use std::cell::Cell;
 use std::sync::Arc;
 
-use actix_session::SessionMiddleware;
 use actix_session::config::{BrowserSession, CookieContentSecurity};
 use actix_session::storage::{LoadError, SaveError, UpdateError};
+use actix_session::{SessionExt, SessionMiddleware};
 use actix_web::body::MessageBody;
-use actix_web::cookie::{Key, SameSite, time};
+use actix_web::cookie::{Cookie, Key, SameSite, time};
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::error::InternalError;
+use actix_web::http::header::{HeaderValue, SET_COOKIE};
 use actix_web::middleware::{Next, from_fn};
-use actix_web::{Error, Resource};
+use actix_web::{Error, HttpMessage, Resource, web};
 
 use super::session_store::SessionBackend;
 use crate::config::{SameSitePolicy, SessionSettings};
-use crate::store::{ErrorClass, Store, StoreError};
+use crate::state::AppState;
+use crate::store::{ErrorClass, REMEMBER_FIELD, Store, StoreError};
 use crate::web::middleware::{apply_pending_cookies, with_security_headers};
 use crate::web::request::wants_json;
 use crate::web::response::{cause_chain, store_error_response};
@@ -106,9 +108,80 @@ impl SessionLayer {
     > {
         resource
             .wrap(from_fn(apply_pending_cookies))
+            .wrap(from_fn(note_remembered))
             .wrap(self.middleware)
+            .wrap(from_fn(persist_remembered))
             .wrap(from_fn(answer_store_failures))
     }
+}
+
+/// The request's session asked to be remembered ("remember me" at login).
+#[derive(Clone, Copy)]
+struct Remembered;
+
+/// Inside actix-session's middleware, where the session state is still readable after the
+/// handler: notes whether this session is a remembered one.
+async fn note_remembered(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let response = next.call(req).await?;
+    let remembered = response
+        .request()
+        .get_session()
+        .get::<bool>(REMEMBER_FIELD)
+        .ok()
+        .flatten()
+        .unwrap_or(false);
+    if remembered {
+        response.request().extensions_mut().insert(Remembered);
+    }
+    Ok(response)
+}
+
+/// Outside actix-session's middleware (which makes browser-session cookies): gives the session
+/// cookie it set a `Max-Age` when the session is remembered, every time it is set, so the
+/// browser keeps it across restarts. The server still ends the session at its idle and
+/// absolute timeouts; this only decides whether closing the browser forgets it.
+async fn persist_remembered(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, Error> {
+    let mut response = next.call(req).await?;
+    if response
+        .request()
+        .extensions()
+        .get::<Remembered>()
+        .is_none()
+    {
+        return Ok(response);
+    }
+    let Some(state) = response
+        .request()
+        .app_data::<web::Data<AppState>>()
+        .cloned()
+    else {
+        return Ok(response);
+    };
+    let session = &state.settings.session;
+    let max_age = session.remember_me_secs.min(session.absolute_timeout_secs);
+    let name = session.effective_cookie_name();
+    let headers = response.headers_mut();
+    let set: Vec<HeaderValue> = headers.get_all(SET_COOKIE).cloned().collect();
+    headers.remove(SET_COOKIE);
+    for value in set {
+        let persisted = value
+            .to_str()
+            .ok()
+            .and_then(|raw| Cookie::parse(raw.to_owned()).ok())
+            .filter(|c| c.name() == name && !c.value().is_empty() && max_age > 0)
+            .and_then(|mut c| {
+                c.set_max_age(time::Duration::seconds(max_age as i64));
+                HeaderValue::from_str(&c.to_string()).ok()
+            });
+        headers.append(SET_COOKIE, persisted.unwrap_or(value));
+    }
+    Ok(response)
 }
 
 /// Placed around actix-session's middleware: turns exactly the errors of our session backend

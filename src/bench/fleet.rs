@@ -17,7 +17,7 @@ use crate::auth::jwt::{JwtAuthority, generate_private_key_pem};
 use crate::auth::random::random_bytes;
 use crate::auth::session_store::{new_session_id, session_id_hash, store_new_session};
 use crate::clock::Clock;
-use crate::config::{AuthMode, JwtAlgorithm, SameSitePolicy, Settings};
+use crate::config::{AuthMode, JwtAlgorithm, Settings};
 use crate::startup::Application;
 use crate::store::{CSRF_FIELD, Store, UID_FIELD, UserRecord};
 
@@ -205,7 +205,7 @@ impl Issuer {
                     .map_err(|e| BenchError::Setup(e.to_string()))?;
                 let key = keys.cookie_key()?;
                 Some((
-                    JwtMode::new(authority, key.master().to_vec(), SameSitePolicy::Lax),
+                    JwtMode::new(authority, key.master().to_vec(), &settings.session),
                     settings.clone(),
                 ))
             }

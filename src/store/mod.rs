@@ -35,6 +35,8 @@ pub const IP_FIELD: &str = "ip";
 /// Browser and OS, read from the user agent at login ("Chrome 156 on Linux").
 pub const DEVICE_FIELD: &str = "dev";
 pub const CSRF_FIELD: &str = "csrf";
+/// "Remember me" was ticked at login: the cookie is persistent (`session.remember_me_secs`).
+pub const REMEMBER_FIELD: &str = "rem";
 
 /// How long the session rules give a session; passed to every load and save.
 #[derive(Debug, Clone, Copy)]

@@ -452,3 +452,194 @@ async fn login_goes_home_when_rd_points_anywhere_else() {
 fn urlencode(value: &str) -> String {
     sessiond::web::request::encode_query_value(value)
 }
+
+#[actix_web::test]
+async fn a_sign_in_beyond_max_per_user_ends_the_oldest_session_audited() {
+    for backend in [Backend::Memory, Backend::Redis, Backend::JwtDenylist] {
+        // Arrange: two sessions allowed; alice signs in on three devices in turn.
+        let app = spawn_app_with(backend, |s| s.session.max_per_user = 2).await;
+        let first = app.logged_in("alice", &[]).await;
+        let (second, third) = (app.browser(), app.browser());
+        app.clock.advance(5);
+        assert_eq!(second.login("alice", PASSWORD).await.status, 303);
+        assert_eq!(first.me_status().await, 200, "{backend:?}: two are allowed");
+        app.clock.advance(5);
+
+        // Act
+        assert_eq!(third.login("alice", PASSWORD).await.status, 303);
+
+        // Assert: the oldest is over, the other two live on, the audit says why.
+        assert_eq!(first.me_status().await, 401, "{backend:?}");
+        assert_eq!(second.me_status().await, 200);
+        assert_eq!(third.me_status().await, 200);
+        assert_eq!(app.store.sessions_of("alice").await.unwrap().len(), 2);
+        let audit = app
+            .store
+            .audit(sessiond::store::AuditFilter::user("alice"), None, 20)
+            .await
+            .unwrap();
+        assert!(
+            audit.items.iter().any(|e| e.action == "session_revoked"
+                && e.actor == "system"
+                && e.detail.contains("max_per_user (2)")),
+            "{backend:?}: {:?}",
+            audit.items
+        );
+    }
+}
+
+/// `(Max-Age, value)` of the session cookie a response sets, if it sets one.
+fn session_cookie_set(response: &Response) -> Option<(Option<i64>, String)> {
+    response
+        .set_cookies()
+        .into_iter()
+        .find(|c| c.name() == "__Host-sid")
+        .map(|c| (c.max_age().map(|a| a.whole_seconds()), c.value().to_owned()))
+}
+
+#[actix_web::test]
+async fn remember_me_makes_the_cookie_persistent_every_time_it_is_set() {
+    for backend in [Backend::Memory, Backend::Redis] {
+        // Arrange
+        let app = spawn_app_with(backend, |s| s.session.remember_me_secs = 3600).await;
+        app.create_user("alice", &[]).await;
+        let (remembered, forgotten) = (app.browser(), app.browser());
+        let form = remembered.get("/login").await;
+        assert!(
+            form.body.contains("name=\"remember\""),
+            "{backend:?}: the checkbox"
+        );
+
+        // Act
+        let csrf = form.csrf();
+        let ticked = remembered
+            .post_form(
+                "/login",
+                &[
+                    ("username", "alice"),
+                    ("password", PASSWORD),
+                    ("csrf", &csrf),
+                    ("remember", "on"),
+                ],
+            )
+            .await;
+        let plain = forgotten.login("alice", PASSWORD).await;
+        let csrf = remembered.csrf().await;
+        let step_up = remembered
+            .post_form(
+                "/account/reauth",
+                &[("password", PASSWORD), ("csrf", &csrf)],
+            )
+            .await;
+
+        // Assert
+        let (max_age, _) = session_cookie_set(&ticked).expect("a session cookie");
+        assert_eq!(max_age, Some(3600), "{backend:?}: remembered");
+        let (max_age, _) = session_cookie_set(&plain).expect("a session cookie");
+        assert_eq!(
+            max_age, None,
+            "{backend:?}: a browser-session cookie without the tick"
+        );
+        let (max_age, _) = session_cookie_set(&step_up).expect("a step-up sets the cookie again");
+        assert_eq!(
+            max_age,
+            Some(3600),
+            "{backend:?}: set again, still persistent"
+        );
+        assert_eq!(remembered.me_status().await, 200);
+    }
+}
+
+#[actix_web::test]
+async fn remember_me_is_not_offered_when_turned_off_or_in_jwt_mode() {
+    for (backend, secs) in [(Backend::Memory, 0), (Backend::JwtDenylist, 3600)] {
+        // Arrange
+        let app = spawn_app_with(backend, |s| s.session.remember_me_secs = secs).await;
+        app.create_user("alice", &[]).await;
+        let browser = app.browser();
+        let form = browser.get("/login").await;
+
+        // Act: a forged tick.
+        let csrf = form.csrf();
+        let answer = browser
+            .post_form(
+                "/login",
+                &[
+                    ("username", "alice"),
+                    ("password", PASSWORD),
+                    ("csrf", &csrf),
+                    ("remember", "on"),
+                ],
+            )
+            .await;
+
+        // Assert
+        assert!(!form.body.contains("name=\"remember\""), "{backend:?}");
+        assert_eq!(answer.status, 303);
+        let persistent = answer
+            .set_cookies()
+            .into_iter()
+            .filter(|c| !c.value().is_empty() && c.max_age().is_some())
+            .count();
+        assert_eq!(
+            persistent, 0,
+            "{backend:?}: removals aside, no cookie outlives the browser"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn with_a_cookie_domain_jwt_cookies_are_shared_across_it_too() {
+    // Arrange
+    let app = portal_app(Backend::JwtDenylist).await;
+    app.create_user("alice", &[]).await;
+    let alice = app.browser();
+
+    // Act
+    let login = alice.login("alice", PASSWORD).await;
+    let page = forward_auth(&alice, "GET", APP, "/docs", true).await;
+
+    // Assert
+    for name in ["__Secure-access", "__Secure-refresh"] {
+        let cookie = login
+            .set_cookies()
+            .into_iter()
+            .find(|c| c.name() == name)
+            .unwrap_or_else(|| panic!("no {name}: {:?}", login.set_cookies()));
+        assert_eq!(cookie.domain(), Some("example.com"), "{name}");
+        assert_eq!(cookie.secure(), Some(true), "{name}");
+        assert_eq!(cookie.http_only(), Some(true), "{name}");
+    }
+    assert_eq!(page.status, 200);
+    assert_eq!(page.header("remote-user"), Some("alice"));
+}
+
+#[actix_web::test]
+async fn a_remembered_cookie_never_outlives_the_absolute_timeout() {
+    // Arrange: remember for a day, but sessions end after an hour.
+    let app = spawn_app_with(Backend::Memory, |s| {
+        s.session.remember_me_secs = 86_400;
+        s.session.idle_timeout_secs = 3600;
+        s.session.absolute_timeout_secs = 3600;
+    })
+    .await;
+    app.create_user("alice", &[]).await;
+    let alice = app.browser();
+    let csrf = alice.get("/login").await.csrf();
+
+    // Act
+    let login = alice
+        .post_form(
+            "/login",
+            &[
+                ("username", "alice"),
+                ("password", PASSWORD),
+                ("csrf", &csrf),
+                ("remember", "on"),
+            ],
+        )
+        .await;
+
+    // Assert
+    assert_eq!(session_cookie_set(&login).unwrap().0, Some(3600));
+}

@@ -47,6 +47,7 @@ pub async fn get(
         next: next.as_deref().filter(|n| *n != "/"),
         rd: rd.as_ref().map(url::Url::as_str),
         site: rd.as_ref().and_then(url::Url::host_str),
+        remember_me: super::offers_remember_me(&state.settings),
         username: "",
         message: None,
         notice: why.map(LoginReason::message),

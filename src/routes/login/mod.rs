@@ -16,11 +16,18 @@ pub struct LoginPage<'a> {
     /// A proxy's `rd` that may be followed (an app's page), and the site it names.
     pub rd: Option<&'a str>,
     pub site: Option<&'a str>,
+    /// Offer "Keep me signed in on this device" (session mode, `session.remember_me_secs`).
+    pub remember_me: bool,
     pub username: &'a str,
     pub message: Option<&'a str>,
     /// Why the person is here ("Your session was ended"), from the redirect that sent them.
     pub notice: Option<&'a str>,
     pub nav: Option<crate::routes::Nav>,
+}
+
+/// Whether the form offers "remember me": session mode with `session.remember_me_secs` set.
+pub fn offers_remember_me(settings: &crate::config::Settings) -> bool {
+    settings.auth.mode == crate::config::AuthMode::Session && settings.session.remember_me_secs > 0
 }
 
 impl LoginPage<'_> {

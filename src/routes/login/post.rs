@@ -12,6 +12,7 @@ use crate::device;
 use crate::error::PageError;
 use crate::routes::{client_ip, return_url, safe_next, see_other};
 use crate::state::AppState;
+use crate::store::REMEMBER_FIELD;
 use crate::users::normalize_name;
 
 #[derive(Deserialize)]
@@ -21,6 +22,8 @@ pub struct LoginForm {
     csrf: Option<String>,
     next: Option<String>,
     rd: Option<String>,
+    /// The "remember me" checkbox: "on" when ticked.
+    remember: Option<String>,
 }
 
 /// One message for every failure, so the page never tells whether the account exists.
@@ -61,6 +64,7 @@ pub async fn post(
             next: Some(next.as_str()).filter(|n| *n != "/"),
             rd: rd.as_ref().map(url::Url::as_str),
             site: rd.as_ref().and_then(url::Url::host_str),
+            remember_me: super::offers_remember_me(&state.settings),
             username: &typed_name,
             message: Some(message),
             notice: None,
@@ -132,8 +136,25 @@ pub async fn post(
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default(),
     );
+    let system = crate::users::Operator {
+        store: &state.store,
+        clock: &state.clock,
+        metrics: &state.metrics,
+        name: "system",
+        ip: &ip,
+        known_roles: &state.settings.auth.roles,
+    };
+    system
+        .make_room_for_session(&user.name, state.settings.session.max_per_user)
+        .await?;
     auth.sign_in(&req, &state, &user.name, &user.roles, &ip, &device)
         .await?;
+    if form.remember.as_deref() == Some("on") && super::offers_remember_me(&state.settings) {
+        // The cookie becomes persistent (see `session_layer::persist_remembered`).
+        session
+            .insert(REMEMBER_FIELD, true)
+            .map_err(|e| PageError::SessionState(e.to_string()))?;
+    }
     state
         .audit(Action::LoginSucceeded, &user.name, &user.name, "", &ip)
         .await?;
