@@ -73,6 +73,13 @@ impl Application {
     ) -> Result<Application, StartupError> {
         let access = AccessRules::compile(&settings.authz.default_policy, &settings.authz.rules)
             .map_err(StartupError::Authz)?;
+        if !settings.authz.rules.is_empty() && settings.server.public_url.is_empty() {
+            return Err(StartupError::Authz(
+                "rules are set but server.public_url is not: the way to the login page from an \
+                 app's host must be an absolute URL"
+                    .into(),
+            ));
+        }
         let settings = settings.with_domain_cookie_names();
         let metrics = Arc::new(Metrics::default());
         let store = Arc::new(Store::open(&settings, clock.clone(), metrics.clone())?);

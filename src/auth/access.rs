@@ -167,7 +167,7 @@ impl Rule {
             .iter()
             .map(|m| {
                 let upper = m.to_ascii_uppercase();
-                if !upper.is_empty() && upper.bytes().all(|b| b.is_ascii_uppercase()) {
+                if !upper.is_empty() && upper.bytes().all(|b| b.is_ascii_uppercase() || b == b'-') {
                     Ok(upper)
                 } else {
                     Err(format!("method {m:?} is not an HTTP method"))

@@ -40,6 +40,10 @@ pub enum Authenticator {
     Jwt(Box<JwtMode>),
 }
 
+/// Marks a request that must not rotate JWT mode's refresh token (forward auth's questions).
+#[derive(Clone, Copy)]
+pub struct NoRefresh;
+
 pub struct JwtMode {
     pub authority: JwtAuthority,
     /// Keys the per-family CSRF tokens; the shared cookie key, so every instance agrees.
@@ -345,8 +349,15 @@ impl JwtMode {
                 Err(reason) => tracing::debug!(%reason, "access token refused"),
             }
         }
-        // API clients present bearer tokens and refresh on their own.
-        if bearer.is_some() {
+        // API clients present bearer tokens and refresh on their own. Forward auth must not
+        // refresh either: the proxy drops the rotated cookies, so the browser's next request
+        // would present the old refresh token and set off reuse detection. Its login redirect
+        // refreshes on sessiond's own host instead, and comes straight back.
+        if bearer.is_some()
+            || actix_web::HttpMessage::extensions(req)
+                .get::<NoRefresh>()
+                .is_some()
+        {
             return Ok(None);
         }
         let Some(refresh) = req.cookie(&settings.refresh_cookie_name) else {

@@ -6,10 +6,11 @@
 //! next request.
 
 use actix_web::http::{StatusCode, header};
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError, web};
 
 use crate::auth::MaybeIdentity;
 use crate::auth::access::{AccessRules, Policy, Target};
+use crate::auth::authenticator::NoRefresh;
 use crate::state::AppState;
 use crate::web::request::{encode_query_value, from_trusted_proxy};
 use crate::web::response::json_error;
@@ -26,20 +27,33 @@ enum Proxy {
 
 pub async fn forward_auth(
     req: HttpRequest,
-    identity: MaybeIdentity,
     state: web::Data<AppState>,
     rules: web::Data<AccessRules>,
 ) -> HttpResponse {
-    decide(Proxy::ForwardAuth, &req, identity, &state, &rules)
+    ask(Proxy::ForwardAuth, &req, &state, &rules).await
 }
 
 pub async fn auth_request(
     req: HttpRequest,
-    identity: MaybeIdentity,
     state: web::Data<AppState>,
     rules: web::Data<AccessRules>,
 ) -> HttpResponse {
-    decide(Proxy::AuthRequest, &req, identity, &state, &rules)
+    ask(Proxy::AuthRequest, &req, &state, &rules).await
+}
+
+/// Who is signed in, without rotating JWT mode's refresh token (see `NoRefresh`), then the
+/// decision. A store outage is a 503, as on any page.
+async fn ask(
+    proxy: Proxy,
+    req: &HttpRequest,
+    state: &AppState,
+    rules: &AccessRules,
+) -> HttpResponse {
+    req.extensions_mut().insert(NoRefresh);
+    match MaybeIdentity::extract(req).await {
+        Ok(identity) => decide(proxy, req, identity, state, rules),
+        Err(err) => err.error_response(),
+    }
 }
 
 #[tracing::instrument(name = "forward auth", skip_all, fields(target, user, outcome))]
@@ -192,13 +206,30 @@ fn target(proxy: Proxy, req: &HttpRequest) -> Result<Target, String> {
     if !parsed.username().is_empty() || parsed.password().is_some() {
         return Err("The target URL must not carry a user name or password.".into());
     }
-    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase()) {
+    if method.is_empty() || !method.bytes().all(|b| b.is_ascii_uppercase() || b == b'-') {
         return Err("The method header must be an HTTP method such as GET.".into());
     }
+    // Rules match the path as the app will read it: percent-escapes decoded (`/%61dmin` is
+    // `/admin` to most frameworks). A path that decodes into a separator, a dot segment, a
+    // backslash or a `;` parameter could mean one resource here and another in the app: 400.
+    let decoded = percent_encoding::percent_decode_str(parsed.path()).decode_utf8_lossy();
+    let ambiguous = parsed.path().to_ascii_lowercase().contains("%2f")
+        || decoded.contains(['\\', ';'])
+        || decoded
+            .split('/')
+            .any(|segment| segment == "." || segment == "..");
+    if ambiguous {
+        return Err(
+            "The target path is ambiguous (an encoded /, a dot segment, a backslash or a ;)."
+                .into(),
+        );
+    }
     let resource = match parsed.query() {
-        Some(query) => format!("{}?{query}", parsed.path()),
-        None => parsed.path().to_owned(),
+        Some(query) => format!("{decoded}?{query}"),
+        None => decoded.into_owned(),
     };
+    // `app.example.com.` is `app.example.com` to DNS and to the proxy's routing.
+    let host = host.strip_suffix('.').unwrap_or(host);
     Ok(Target {
         host: host.to_ascii_lowercase(),
         url: parsed.to_string(),

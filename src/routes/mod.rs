@@ -156,7 +156,7 @@ pub fn return_url(rd: &str, settings: &crate::config::Settings) -> Option<url::U
     crate::auth::access::safe_return(
         rd,
         &settings.server.public_url,
-        &settings.session.cookie_domain,
+        &settings.session.cookie_domain().unwrap_or_default(),
     )
 }
 

@@ -17,7 +17,8 @@ pub fn encode_query_value(value: &str) -> String {
 /// Whether the peer is one of `server.trusted_proxies`: only a trusted proxy's
 /// `X-Forwarded-*` headers are believed.
 pub fn from_trusted_proxy(req: &HttpRequest, settings: &Settings) -> bool {
-    let Some(peer) = req.peer_addr().map(|a| a.ip()) else {
+    // `::ffff:127.0.0.1` (a dual-stack listener) is 127.0.0.1.
+    let Some(peer) = req.peer_addr().map(|a| a.ip().to_canonical()) else {
         return false;
     };
     settings

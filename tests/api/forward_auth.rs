@@ -69,6 +69,26 @@ async fn forward_auth(
     browser.send(request).await
 }
 
+/// What a browser ends up with: asked, and when sent to sign in, the login page visited (in
+/// JWT mode it refreshes the tokens on sessiond's own host and sends the browser straight
+/// back, as after a role change), then asked again.
+async fn as_a_browser(browser: &Browser, host: &str, uri: &str) -> Response {
+    let answer = forward_auth(browser, "GET", host, uri, true).await;
+    let Some(login) = answer
+        .header("location")
+        .and_then(|l| l.strip_prefix("https://auth.example.com"))
+        .map(str::to_owned)
+    else {
+        return answer;
+    };
+    let page = browser.get(&login).await;
+    if page.status == 303 {
+        forward_auth(browser, "GET", host, uri, true).await
+    } else {
+        answer
+    }
+}
+
 /// nginx's question, from its `auth_request` subrequest.
 async fn auth_request(browser: &Browser, url: &str) -> Response {
     let request = browser
@@ -161,14 +181,15 @@ async fn revocation_role_changes_and_disabling_apply_to_the_apps_on_the_next_req
 
         // Act + Assert: a promotion lets bob in at once, a demotion shuts him out at once.
         app.set_roles("bob", &["viewer", "admin"]).await;
-        let promoted = forward_auth(&bob, "GET", APP, "/admin/", true).await;
+        // JWT mode refuses tokens issued in the second of a role change (the deny-list's
+        // resolution); the browser's refresh comes a moment later.
+        app.clock.advance(1);
+        let promoted = as_a_browser(&bob, APP, "/admin/").await;
         assert_eq!(promoted.status, 200, "{backend:?}");
         assert_eq!(promoted.header("remote-groups"), Some("viewer,admin"));
         app.set_roles("bob", &["viewer"]).await;
-        assert_eq!(
-            forward_auth(&bob, "GET", APP, "/admin/", true).await.status,
-            403
-        );
+        app.clock.advance(1);
+        assert_eq!(as_a_browser(&bob, APP, "/admin/").await.status, 403);
 
         // Act + Assert: revoke-all and disable send them to sign in on the next request.
         app.operator().revoke_all("bob", None).await.unwrap();
@@ -642,4 +663,68 @@ async fn a_remembered_cookie_never_outlives_the_absolute_timeout() {
 
     // Assert
     assert_eq!(session_cookie_set(&login).unwrap().0, Some(3600));
+}
+
+#[actix_web::test]
+async fn rules_judge_the_path_and_host_the_app_will_see() {
+    // Arrange
+    let app = portal_app(Backend::Memory).await;
+    let bob = app.logged_in("bob", &["viewer"]).await;
+
+    // Act + Assert: the admin area, however it is spelled, is the admin area.
+    for (host, uri) in [
+        (APP, "/admin/users"),
+        (APP, "/%61dmin/users"),
+        ("app.example.com.", "/admin/users"),
+        ("APP.example.com", "/admin/users"),
+    ] {
+        let answer = forward_auth(&bob, "GET", host, uri, true).await;
+        assert_eq!(answer.status, 403, "{host}{uri}");
+    }
+    for uri in [
+        "/public/..;/admin/users",
+        "/public/%2e%2e;/admin",
+        "/public%2Fadmin",
+        "/public/%5c../admin",
+    ] {
+        let answer = forward_auth(&bob, "GET", APP, uri, true).await;
+        assert_eq!(answer.status, 400, "{uri} is ambiguous: {}", answer.body);
+    }
+    let answer = forward_auth(&bob, "M-SEARCH", APP, "/docs", true).await;
+    assert_eq!(answer.status, 200, "a method with a hyphen is a method");
+}
+
+#[actix_web::test]
+async fn forward_auth_never_rotates_jwt_refresh_tokens_the_proxy_would_drop() {
+    // Arrange: alice's access token has expired; her refresh token is good.
+    let app = portal_app(Backend::JwtDenylist).await;
+    let alice = app.logged_in("alice", &[]).await;
+    app.expire_access_tokens();
+
+    // Act
+    let asked = forward_auth(&alice, "GET", APP, "/docs", true).await;
+    let own_page = alice.get("/api/me").await;
+
+    // Assert: sent to sign in, no cookie set (a proxy would drop it, and the next request
+    // would replay the old refresh token: reuse, family revoked); on sessiond's own host the
+    // refresh still works.
+    assert_eq!(asked.status, 302);
+    assert!(asked.set_cookies().is_empty(), "{:?}", asked.set_cookies());
+    assert_eq!(own_page.status, 200);
+}
+
+#[actix_web::test]
+async fn rules_without_a_public_url_stop_the_start() {
+    // Arrange
+    let mut settings = super::helpers::test_settings();
+    settings.authz.rules = vec![rule(APP, &[], named("authenticated"))];
+
+    // Act
+    let started = Application::build(settings).await;
+
+    // Assert
+    let Err(StartupError::Authz(message)) = started else {
+        panic!("rules without server.public_url must not start");
+    };
+    assert!(message.contains("server.public_url"), "{message}");
 }

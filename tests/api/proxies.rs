@@ -198,6 +198,12 @@ async fn portal(kind: ProxyKind) -> (TestApp, Proxy, u16) {
             rule(&["^/public/"], PolicySetting::Named("bypass".into())),
             rule(&["^/admin/"], PolicySetting::Roles(vec!["admin".into()])),
             rule(&[], PolicySetting::Named("authenticated".into())),
+            RuleSetting {
+                domain: vec![format!("*.{DOMAIN}")],
+                resources: Vec::new(),
+                methods: Vec::new(),
+                policy: PolicySetting::Named("authenticated".into()),
+            },
         ];
     })
     .await;
@@ -342,11 +348,46 @@ async fn nginx_auth_request_signs_in_passes_the_user_and_applies_revocation_at_o
     the_browser_flow(ProxyKind::Nginx).await;
 }
 
+/// A signed-in viewer asks for the app's admin area with the absolute request line naming the
+/// app and a `Host` header naming another host where any signed-in person may go: the proxy
+/// serves the app, so sessiond must judge the app's rules, not the `Host` header's.
+async fn host_confusion_is_judged_on_the_served_host(kind: ProxyKind, app: &TestApp, port: u16) {
+    app.create_user("bob", &["viewer"]).await;
+    let bob = app.browser();
+    assert_eq!(bob.login("bob", PASSWORD).await.status, 303);
+    let cookie = bob
+        .jar()
+        .get("__Secure-sid")
+        .cloned()
+        .expect("bob's session cookie");
+    let output = tokio::process::Command::new("curl")
+        .args(["-sk", "--max-time", "20", "-w", "\n%{http_code}"])
+        .args(["--resolve", &format!("app.{DOMAIN}:{port}:127.0.0.1")])
+        .args([
+            "--request-target",
+            &format!("https://app.{DOMAIN}:{port}/admin/x"),
+        ])
+        .args(["-H", &format!("Host: wiki.{DOMAIN}:{port}")])
+        .args(["-H", &format!("Cookie: __Secure-sid={cookie}")])
+        .arg(format!("https://app.{DOMAIN}:{port}/"))
+        .output()
+        .await
+        .expect("curl runs");
+    let answer = String::from_utf8_lossy(&output.stdout).to_string();
+    eprintln!("{kind:?} host confusion: {answer:?}");
+    // Refused (403), or not served at all: never the app's admin page.
+    assert!(
+        !answer.contains("hello bob"),
+        "{kind:?}: a viewer reached the admin area: {answer}"
+    );
+}
+
 #[actix_web::test]
-async fn neither_proxy_lets_a_client_send_its_own_remote_user() {
+async fn neither_proxy_lets_a_client_send_its_own_remote_user_or_confuse_the_host() {
     for kind in [ProxyKind::Caddy, ProxyKind::Nginx] {
-        let (_app, proxy, port) = portal(kind).await;
+        let (app, proxy, port) = portal(kind).await;
         spoofing_is_stripped(kind, port).await;
+        host_confusion_is_judged_on_the_served_host(kind, &app, port).await;
         drop(proxy);
     }
 }
