@@ -222,7 +222,11 @@ async fn user_command(
 ) -> Result<String, Box<dyn std::error::Error>> {
     let clock = Clock::system();
     let metrics = std::sync::Arc::new(crate::metrics::Metrics::default());
-    let store = Store::open(settings, clock.clone(), metrics.clone())?;
+    // One command serves no sessions: no near-cache (its writes are still fenced, for the
+    // servers' caches).
+    let mut settings = settings.clone();
+    settings.store.near_cache = false;
+    let store = Store::open(&settings, clock.clone(), metrics.clone())?;
     if store.is_memory() {
         return Err(Box::new(StoreError::MemoryOutsideServer));
     }

@@ -84,11 +84,19 @@ pub struct RuleSetting {
     pub policy: PolicySetting,
 }
 
+/// `store.near_cache`'s default, decided by the benchmark (README, "Near-cache").
+pub const NEAR_CACHE_DEFAULT: bool = true;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoreSettings {
     pub url: String,
     pub key_prefix: String,
     pub timeout_ms: u64,
+    /// Session mode on Redis: serve the hot path from an in-process cache that Redis keeps
+    /// honest through client-side caching (RESP3 `CLIENT TRACKING`). See `store::redis::near_cache`.
+    pub near_cache: bool,
+    /// How many sessions the near-cache holds at most (least recently used go first).
+    pub near_cache_entries: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -282,6 +290,8 @@ impl Default for Settings {
                 url: "memory://".into(),
                 key_prefix: "sd:".into(),
                 timeout_ms: 2000,
+                near_cache: NEAR_CACHE_DEFAULT,
+                near_cache_entries: 100_000,
             },
             auth: AuthSettings {
                 mode: AuthMode::Session,
@@ -454,7 +464,22 @@ impl Settings {
         if self.throttle.window_secs == 0 {
             return Err(invalid("throttle.window_secs", "must be positive"));
         }
+        if self.store.near_cache && self.store.near_cache_entries == 0 {
+            return Err(invalid(
+                "store.near_cache_entries",
+                "must be positive while store.near_cache is on",
+            ));
+        }
         Ok(())
+    }
+
+    /// Whether the near-cache runs: it serves session mode's hot path on Redis; the memory
+    /// store needs none, and JWT mode's hot path reads no session. Plain `redis://` only: a hit
+    /// peeks at the tracking socket for unread bytes, which TLS would hide (start-up says so).
+    pub fn near_cache_on(&self) -> bool {
+        self.store.near_cache
+            && self.auth.mode == AuthMode::Session
+            && self.store.url.starts_with("redis://")
     }
 
     pub fn store_timeout(&self) -> Duration {

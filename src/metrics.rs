@@ -39,6 +39,31 @@ pub struct Metrics {
     pub store_round_trip: Histogram,
     pub store_errors: Family<ClassLabels, Counter>,
     pub http_requests: Family<HttpLabels, Histogram>,
+    pub near_cache: NearCacheMetrics,
+}
+
+/// The near-cache (`store.near_cache`): how often the hot path was served without Redis.
+#[derive(Default)]
+pub struct NearCacheMetrics {
+    /// Requests answered from the cache, with no Redis round trip.
+    pub hits: Counter,
+    /// Requests that loaded from Redis through the tracking connection (and filled the cache).
+    pub misses: Counter,
+    /// Keys Redis said changed (a flush counts one).
+    pub invalidations: Counter,
+    /// Requests that loaded the normal way: the tracking connection down or its heartbeat late,
+    /// bytes on the tracking socket not handled yet, or another request loading the session.
+    pub fallbacks: Counter,
+    pub entries: Gauge,
+}
+
+impl NearCacheMetrics {
+    /// Hits over hits and misses, when there were any.
+    pub fn hit_ratio(&self) -> Option<f64> {
+        let hits = self.hits.get() as f64;
+        let total = hits + self.misses.get() as f64;
+        (total > 0.0).then(|| hits / total)
+    }
 }
 
 impl Default for Metrics {
@@ -86,8 +111,36 @@ impl Default for Metrics {
             "HTTP request durations by route pattern and status",
             http_requests.clone(),
         );
+        let near_cache = NearCacheMetrics::default();
+        registry.register(
+            "near_cache_hits",
+            "Authenticated requests served from the near-cache, without Redis",
+            near_cache.hits.clone(),
+        );
+        registry.register(
+            "near_cache_misses",
+            "Session loads through the near-cache's tracking connection",
+            near_cache.misses.clone(),
+        );
+        registry.register(
+            "near_cache_invalidations",
+            "Keys Redis reported changed to the near-cache (a flush counts one)",
+            near_cache.invalidations.clone(),
+        );
+        registry.register(
+            "near_cache_fallbacks",
+            "Session loads that bypassed the near-cache: tracking connection down or heartbeat late, \
+             an invalidation possibly on its way, or the session being loaded by another request",
+            near_cache.fallbacks.clone(),
+        );
+        registry.register(
+            "near_cache_entries",
+            "Sessions held in the near-cache",
+            near_cache.entries.clone(),
+        );
         Metrics {
             registry,
+            near_cache,
             password_verifications,
             logins,
             revocations,

@@ -90,7 +90,21 @@ impl Application {
                  redis:// URL for anything but a trial."
             ),
             Store::Redis(_) => {
-                tracing::info!(url = %redact_url(&settings.store.url), "store: redis")
+                tracing::info!(
+                    url = %redact_url(&settings.store.url),
+                    near_cache = settings.near_cache_on(),
+                    "store: redis"
+                );
+                if settings.store.near_cache
+                    && settings.auth.mode == AuthMode::Session
+                    && !settings.near_cache_on()
+                {
+                    tracing::warn!(
+                        "store.near_cache is on but store.url is rediss://: the near-cache needs \
+                         plain redis:// (a hit peeks at the tracking socket, which TLS hides), \
+                         so every request loads from Redis"
+                    );
+                }
             }
         }
         wait_for_store(&store).await;

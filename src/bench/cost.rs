@@ -42,6 +42,11 @@ pub async fn used_memory(redis: &mut Redis) -> Result<i64, BenchError> {
 /// Round trips `app` has made to Redis so far (its own counter, from `/metrics`, whose scrape
 /// costs none).
 pub async fn round_trips(app: &RunningApp) -> Result<u64, BenchError> {
+    metric(app, "sessiond_store_round_trip_seconds_count").await
+}
+
+/// One unlabelled counter or gauge of `app`'s `/metrics` (0 when absent).
+pub async fn metric(app: &RunningApp, name: &str) -> Result<u64, BenchError> {
     let text = reqwest::get(format!("{}/metrics", app.base))
         .await
         .map_err(|e| BenchError::Setup(e.to_string()))?
@@ -50,9 +55,29 @@ pub async fn round_trips(app: &RunningApp) -> Result<u64, BenchError> {
         .map_err(|e| BenchError::Setup(e.to_string()))?;
     Ok(text
         .lines()
-        .find_map(|l| l.strip_prefix("sessiond_store_round_trip_seconds_count "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64))
+}
+
+/// What the near-cache did over the whole run so far, both instances together.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct NearCacheCounts {
+    pub hits: u64,
+    pub misses: u64,
+    pub fallbacks: u64,
+    pub invalidations: u64,
+}
+
+pub async fn near_cache_counts(apps: [&RunningApp; 2]) -> Result<NearCacheCounts, BenchError> {
+    let mut counts = NearCacheCounts::default();
+    for app in apps {
+        counts.hits += metric(app, "sessiond_near_cache_hits_total").await?;
+        counts.misses += metric(app, "sessiond_near_cache_misses_total").await?;
+        counts.fallbacks += metric(app, "sessiond_near_cache_fallbacks_total").await?;
+        counts.invalidations += metric(app, "sessiond_near_cache_invalidations_total").await?;
+    }
+    Ok(counts)
 }
 
 /// Waits until requests a load left in flight have made their Redis calls, so they do not
@@ -68,6 +93,16 @@ pub async fn settle(app: &RunningApp) -> Result<(), BenchError> {
         settled = now;
     }
     Ok(())
+}
+
+/// Commands clients sent between two `INFO commandstats` snapshots: neither those our scripts
+/// run inside Redis nor the snapshots' own `INFO`.
+pub fn sent_commands(before: &HashMap<String, u64>, after: &HashMap<String, u64>) -> u64 {
+    after
+        .iter()
+        .filter(|(name, _)| !INSIDE_SCRIPTS.contains(&name.as_str()) && name.as_str() != "info")
+        .map(|(name, calls)| calls.saturating_sub(*before.get(name).unwrap_or(&0)))
+        .sum()
 }
 
 /// Commands that only run inside our scripts: a script's time already includes them.

@@ -17,7 +17,7 @@ use crate::auth::jwt::{JwtAuthority, generate_private_key_pem};
 use crate::auth::random::random_bytes;
 use crate::auth::session_store::{new_session_id, session_id_hash, store_new_session};
 use crate::clock::Clock;
-use crate::config::{AuthMode, JwtAlgorithm, Settings};
+use crate::config::{AuthMode, JwtAlgorithm, PolicySetting, RuleSetting, Settings};
 use crate::startup::Application;
 use crate::store::{CSRF_FIELD, Store, UID_FIELD, UserRecord};
 
@@ -100,6 +100,26 @@ pub fn settings_for(
     // The login storm must measure argon2, not the throttle.
     s.throttle.max_failures_per_account = u64::MAX / 2;
     s.throttle.max_failures_per_ip = u64::MAX / 2;
+    s.store.near_cache = kind == Kind::SessionNearCache;
+    if kind == Kind::ForwardAuth {
+        // The rules a deployment would have: the app's admin area for admins, the rest for
+        // anyone signed in (the role demotion trial probes the admin area).
+        s.server.public_url = "https://auth.bench.test".into();
+        s.authz.rules = vec![
+            RuleSetting {
+                domain: vec![super::FORWARD_AUTH_HOST.into()],
+                resources: vec!["^/admin/".into()],
+                methods: Vec::new(),
+                policy: PolicySetting::Roles(vec!["admin".into()]),
+            },
+            RuleSetting {
+                domain: vec![super::FORWARD_AUTH_HOST.into()],
+                resources: Vec::new(),
+                methods: Vec::new(),
+                policy: PolicySetting::Named("authenticated".into()),
+            },
+        ];
+    }
     if let Kind::Jwt {
         algorithm,
         denylist,

@@ -76,6 +76,10 @@ pub struct BenchOptions {
 pub enum Kind {
     NoAuth,
     SessionRedis,
+    /// Session on Redis with the near-cache (`store.near_cache`).
+    SessionNearCache,
+    /// Session on Redis, asked through `/api/authz/forward-auth` as a reverse proxy asks.
+    ForwardAuth,
     SessionMemory,
     Jwt {
         algorithm: JwtAlgorithm,
@@ -83,7 +87,31 @@ pub enum Kind {
     },
 }
 
+/// The protected app forward auth is asked about, and its admin area (role rule).
+pub const FORWARD_AUTH_HOST: &str = "app.bench.test";
+
 impl Kind {
+    /// What the load and the probes ask: `/api/me`, or forward auth's endpoint.
+    pub fn request_path(self) -> &'static str {
+        match self {
+            Kind::ForwardAuth => "/api/authz/forward-auth",
+            _ => "/api/me",
+        }
+    }
+
+    /// The headers a reverse proxy adds when it asks about `uri` (none for the other modes).
+    pub fn proxy_headers(self, uri: &str) -> Vec<(String, String)> {
+        match self {
+            Kind::ForwardAuth => vec![
+                ("X-Forwarded-Proto".into(), "https".into()),
+                ("X-Forwarded-Host".into(), FORWARD_AUTH_HOST.into()),
+                ("X-Forwarded-Uri".into(), uri.into()),
+                ("X-Forwarded-Method".into(), "GET".into()),
+            ],
+            _ => Vec::new(),
+        }
+    }
+
     fn uses_redis(self) -> bool {
         !matches!(self, Kind::NoAuth | Kind::SessionMemory)
     }
@@ -100,9 +128,19 @@ impl Kind {
     }
 }
 
-pub const MODES: [(&str, &str, Kind); 8] = [
+pub const MODES: [(&str, &str, Kind); 10] = [
     ("no-auth", "no auth (ceiling)", Kind::NoAuth),
     ("session-redis", "session (Redis)", Kind::SessionRedis),
+    (
+        "session-near-cache",
+        "session (Redis + near-cache)",
+        Kind::SessionNearCache,
+    ),
+    (
+        "forward-auth",
+        "forward auth (session, Redis)",
+        Kind::ForwardAuth,
+    ),
     ("session-memory", "session (memory)", Kind::SessionMemory),
     (
         "jwt-hs256",
@@ -171,6 +209,13 @@ pub struct ModeResult {
     pub one_cookie_requests_per_sec: Spread,
     /// Non-2xx answers and socket errors over all measured loads (must be 0).
     pub load_errors: u64,
+    /// Commands the app sent Redis per request over the many-credential loads, heartbeats
+    /// included: the steady state the near-cache is judged by.
+    #[serde(default)]
+    pub load_commands_per_request: Option<f64>,
+    /// The near-cache's counters after the rounds, both instances (near-cache mode only).
+    #[serde(default)]
+    pub near_cache: Option<cost::NearCacheCounts>,
     pub redis: Option<RequestCost>,
     /// Redis memory per live session (or refresh family), index included.
     pub redis_bytes_per_session: Option<f64>,
@@ -283,6 +328,7 @@ impl Plan {
             duration: Duration::from_secs(secs),
             cookie_file: None,
             form: None,
+            headers: Vec::new(),
         }
     }
 }
@@ -311,8 +357,9 @@ impl Deployed {
             .iter()
             .zip(files)
             .map(|(app, file)| Load {
-                url: format!("{}/api/me", app.base),
+                url: format!("{}{}", app.base, self.kind.request_path()),
                 cookie_file: Some(file.clone()),
+                headers: self.kind.proxy_headers("/docs"),
                 ..template.clone()
             })
             .collect()
@@ -438,6 +485,9 @@ struct Rounds {
     p999: Vec<f64>,
     one_rps: Vec<f64>,
     errors: u64,
+    /// Commands the app sent Redis during the many-credential loads, and requests served.
+    commands: u64,
+    requests: u64,
 }
 
 pub async fn run(options: BenchOptions) -> Result<Report, BenchError> {
@@ -509,7 +559,17 @@ pub async fn run(options: BenchOptions) -> Result<Report, BenchError> {
             if plan.warmup_secs > 0 {
                 wrk::run_all(&mode.loads(&mode.many, plan.load(plan.warmup_secs))).await?;
             }
+            let calls_before = if mode.kind.uses_redis() {
+                Some(cost::command_stat(&mut ctx.redis, "calls=").await?)
+            } else {
+                None
+            };
             let many = wrk::run_all(&mode.loads(&mode.many, plan.load(plan.measure_secs))).await?;
+            if let Some(before) = calls_before {
+                let after = cost::command_stat(&mut ctx.redis, "calls=").await?;
+                figures.commands += cost::sent_commands(&before, &after);
+                figures.requests += many.requests;
+            }
             let one = wrk::run_all(&mode.loads(&mode.one, plan.load(plan.one_cookie_secs))).await?;
             figures.rps.push(many.requests_per_sec());
             figures.p50.push(many.p50_us as f64 / 1000.0);
@@ -528,6 +588,11 @@ pub async fn run(options: BenchOptions) -> Result<Report, BenchError> {
         progress.set_message(format!("{}: Redis cost, page view", mode.label));
         let redis_cost = if mode.kind.uses_redis() {
             Some(cost::per_request(&mode.a, &mut ctx.redis, &mode.sample_cookie).await?)
+        } else {
+            None
+        };
+        let near_cache = if mode.kind == Kind::SessionNearCache {
+            Some(cost::near_cache_counts([&mode.a, &mode.b]).await?)
         } else {
             None
         };
@@ -551,6 +616,9 @@ pub async fn run(options: BenchOptions) -> Result<Report, BenchError> {
             p999_ms: Spread::of(figures.p999),
             one_cookie_requests_per_sec: Spread::of(figures.one_rps),
             load_errors: figures.errors,
+            near_cache,
+            load_commands_per_request: (figures.requests > 0)
+                .then(|| figures.commands as f64 / figures.requests as f64),
             redis: redis_cost,
             redis_bytes_per_session: mode.redis_bytes_per_session,
             page_view,
@@ -764,6 +832,7 @@ async fn revocation_trials(
         issuer,
         phc: &ctx.phc,
         tag: "v",
+        kind: mode.kind,
     };
     let trial_plan = if at_expiry {
         revocation::TrialPlan {
@@ -797,6 +866,7 @@ async fn login_storm(mode: &Deployed, plan: &Plan) -> Result<LoginCost, BenchErr
         connections: 8,
         duration: Duration::from_secs(plan.measure_secs),
         cookie_file: None,
+        headers: Vec::new(),
         form: Some((
             format!("username=bench&password=wrong+password&csrf={csrf}"),
             vec![("Cookie".to_owned(), attacker.cookie_header())],

@@ -283,6 +283,49 @@ impl Report {
                 Verdict::at_least(&r, goal),
             );
         }
+        if self.mode("session-near-cache").is_some() {
+            for (other, label, goal) in [
+                ("jwt-hs256", "JWT HS256", 1.0),
+                ("no-auth", "the no-auth ceiling", 0.9),
+            ] {
+                let r = self.throughput_ratio("session-near-cache", other);
+                judge(
+                    &format!("Session (Redis + near-cache) vs {label}, many sessions"),
+                    &format!(">= {goal:.1}x"),
+                    format!("{} over {rounds} rounds", r.show(2, "x")),
+                    Verdict::at_least(&r, goal),
+                );
+            }
+            let commands = self
+                .mode("session-near-cache")
+                .and_then(|m| m.load_commands_per_request)
+                .unwrap_or(f64::NAN);
+            judge(
+                "Redis commands per request under load, near-cache (heartbeats included)",
+                "<= 0.02",
+                format!("{commands:.4}"),
+                Verdict::of(commands <= 0.02),
+            );
+            if let Some(c) = self
+                .mode("session-near-cache")
+                .and_then(|m| m.near_cache.as_ref())
+            {
+                let total = (c.hits + c.misses + c.fallbacks).max(1) as f64;
+                let share = |n: u64| 100.0 * n as f64 / total;
+                judge(
+                    "Near-cache loads over the whole run (both instances)",
+                    "reported",
+                    format!(
+                        "{:.1}% hits, {:.1}% misses, {:.1}% fallbacks of {total:.0}; {} keys invalidated",
+                        share(c.hits),
+                        share(c.misses),
+                        share(c.fallbacks),
+                        c.invalidations
+                    ),
+                    Verdict::Reported,
+                );
+            }
+        }
         let session_cookie = self.mode("session-redis").map_or(0, |m| m.cookie_bytes);
         let eddsa_access = self
             .mode("jwt-eddsa")

@@ -15,7 +15,7 @@ use tokio::sync::OnceCell;
 use super::fleet::{Issuer, RunningApp, add_user};
 use super::probe::Client;
 use super::stats::percentile;
-use super::{BenchError, PASSWORD};
+use super::{BenchError, Kind, PASSWORD};
 
 /// The revoking actions, each done plainly and right after a step-up re-authentication.
 pub const ACTIONS: [Action; 5] = [
@@ -46,11 +46,16 @@ impl Action {
         }
     }
 
-    /// A demoted admin is refused by an admin-only endpoint; the rest by any endpoint.
-    fn probe_path(self) -> &'static str {
-        match self {
-            Action::RoleDemotion => "/api/admin/users?limit=1",
-            _ => "/api/me",
+    /// A demoted admin is refused by an admin-only endpoint; the rest by any endpoint. Through
+    /// forward auth: the protected app's admin area, or any page of it.
+    fn probe(self, kind: Kind) -> (&'static str, Vec<(String, String)>) {
+        match (kind, self) {
+            (Kind::ForwardAuth, Action::RoleDemotion) => {
+                (kind.request_path(), kind.proxy_headers("/admin/users"))
+            }
+            (Kind::ForwardAuth, _) => (kind.request_path(), kind.proxy_headers("/docs")),
+            (_, Action::RoleDemotion) => ("/api/admin/users?limit=1", Vec::new()),
+            _ => ("/api/me", Vec::new()),
         }
     }
 }
@@ -135,6 +140,7 @@ pub struct Stage<'a> {
     pub phc: &'a str,
     /// Unique per mode: victims' names start with it.
     pub tag: &'a str,
+    pub kind: Kind,
 }
 
 pub async fn measure(stage: &Stage<'_>, plan: &TrialPlan) -> Result<Vec<Windows>, BenchError> {
@@ -249,8 +255,9 @@ async fn attempt_trial(
     // the freshest access token: the worst case) and replays it on instance B.
     let stolen = stage.issuer.stolen(&victim.cookie_header());
     let expires = access_token_expiry(&stolen);
-    let url = format!("{}{}", stage.b.base, action.probe_path());
-    let hammer = Hammer::start(&url, &stolen, plan.probers)?;
+    let (path, headers) = action.probe(stage.kind);
+    let url = format!("{}{path}", stage.b.base);
+    let hammer = Hammer::start(&url, &stolen, &headers, plan.probers)?;
     if !hammer.wait_until_accepted().await {
         hammer.abandon().await;
         return Ok(None);
@@ -348,7 +355,12 @@ struct HammerState {
 }
 
 impl Hammer {
-    fn start(url: &str, cookie: &str, probers: usize) -> Result<Hammer, BenchError> {
+    fn start(
+        url: &str,
+        cookie: &str,
+        headers: &[(String, String)],
+        probers: usize,
+    ) -> Result<Hammer, BenchError> {
         let state = Arc::new(HammerState {
             acknowledged: OnceCell::new(),
             accepted_after: AtomicU64::new(0),
@@ -367,12 +379,15 @@ impl Hammer {
             let state = state.clone();
             let url = url.to_owned();
             let cookie = cookie.to_owned();
+            let headers = headers.to_vec();
             tasks.push(tokio::spawn(async move {
                 while !state.stop.load(Ordering::Relaxed) {
                     let sent_after_ack = state.acknowledged.initialized();
-                    let status = http
-                        .get(&url)
-                        .header("cookie", &cookie)
+                    let mut request = http.get(&url).header("cookie", &cookie);
+                    for (name, value) in &headers {
+                        request = request.header(name, value);
+                    }
+                    let status = request
                         .send()
                         .await
                         .map(|r| r.status().as_u16())

@@ -24,7 +24,10 @@ request = function()
   if cookie == "" then
     return wrk.format(METHOD, PATH)
   end
-  return wrk.format(METHOD, PATH, { ["Cookie"] = cookie })
+  -- wrk.format takes these headers instead of wrk.headers, so the load's own go in too.
+  local headers = { ["Cookie"] = cookie }
+  for name, value in pairs(EXTRA) do headers[name] = value end
+  return wrk.format(METHOD, PATH, headers)
 end
 "#;
 
@@ -95,6 +98,8 @@ pub struct Load {
     pub cookie_file: Option<PathBuf>,
     /// A POST body (form-encoded) with these extra headers; GET when `None`.
     pub form: Option<(String, Vec<(String, String)>)>,
+    /// Headers every request carries (forward auth's `X-Forwarded-*`).
+    pub headers: Vec<(String, String)>,
 }
 
 pub fn require() -> Result<(), BenchError> {
@@ -123,6 +128,14 @@ fn script(load: &Load, path_and_query: &str) -> String {
                 lua_string(value)
             ));
         }
+    }
+    script.push_str("local EXTRA = {}\n");
+    for (name, value) in &load.headers {
+        script.push_str(&format!(
+            "wrk.headers[{name}] = {value}\nEXTRA[{name}] = {value}\n",
+            name = lua_string(name),
+            value = lua_string(value)
+        ));
     }
     if let Some(file) = &load.cookie_file {
         script.push_str(&format!(
@@ -268,10 +281,19 @@ mod tests {
             duration: Duration::from_secs(1),
             cookie_file: Some("/tmp/c\"ookies".into()),
             form: None,
+            headers: vec![("X-Forwarded-Host".into(), "app.bench.test".into())],
         };
         let s = script(&load, "/api/me?x=1");
         assert!(s.contains(r#"local COOKIE_FILE = "/tmp/c\"ookies""#), "{s}");
         assert!(s.contains(r#"local PATH = "/api/me?x=1""#));
         assert!(s.contains("math.random(#cookies)"));
+        assert!(
+            s.contains(r#"wrk.headers["X-Forwarded-Host"] = "app.bench.test""#),
+            "{s}"
+        );
+        assert!(
+            s.contains(r#"EXTRA["X-Forwarded-Host"] = "app.bench.test""#),
+            "{s}"
+        );
     }
 }

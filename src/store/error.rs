@@ -33,6 +33,8 @@ pub enum StoreError {
     MemoryOutsideServer,
     #[error("invalid store url {0:?}: expected memory://, redis:// or rediss://")]
     BadUrl(String),
+    #[error("could not start the near-cache's thread")]
+    NearCache(#[source] std::io::Error),
 }
 
 /// The two classes an error of the store falls in, for metrics and status codes.

@@ -306,6 +306,12 @@ impl Store {
                 clock,
                 policy,
                 metrics,
+                redis::Coherence {
+                    near_cache_entries: settings
+                        .near_cache_on()
+                        .then_some(settings.store.near_cache_entries),
+                    fence_writes: settings.auth.mode == crate::config::AuthMode::Session,
+                },
             )?))
         } else {
             Err(StoreError::BadUrl(url.to_owned()))

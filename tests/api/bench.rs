@@ -49,7 +49,13 @@ async fn a_quick_benchmark_reports_what_it_measured() {
             mode.id
         );
     }
-    for id in ["session-redis", "session-memory", "jwt-eddsa-denylist"] {
+    for id in [
+        "session-redis",
+        "session-near-cache",
+        "forward-auth",
+        "session-memory",
+        "jwt-eddsa-denylist",
+    ] {
         let mode = report.mode(id).unwrap();
         for w in &mode.revocation {
             assert_eq!(w.worst_accepted, 0, "{id} {}", w.name());

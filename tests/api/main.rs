@@ -8,6 +8,7 @@ mod forward_auth;
 mod fuzz;
 mod helpers;
 mod jwt;
+mod near_cache;
 mod properties;
 mod proxies;
 mod redis_only;

@@ -4,7 +4,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use super::helpers::{Backend, Browser, PASSWORD, spawn_app, spawn_app_on};
+use super::helpers::{Backend, Browser, PASSWORD, spawn_app, spawn_app_on, spawn_app_with};
 use super::redis_server::RedisServer;
 use sessiond::store::UserOrder;
 
@@ -16,7 +16,8 @@ const INSIDE_LOAD_SCRIPT: [&str; 8] = [
 #[actix_web::test]
 async fn an_authenticated_request_costs_one_round_trip() {
     // Arrange
-    let app = spawn_app(Backend::Redis).await;
+    // The uncached path (the near-cache's own counts are in near_cache.rs).
+    let app = spawn_app_with(Backend::Redis, |s| s.store.near_cache = false).await;
     let alice = app.logged_in("alice", &[]).await;
     assert_eq!(alice.me_status().await, 200); // the script is now cached in Redis
     let redis = app.redis.as_ref().unwrap();
@@ -95,7 +96,8 @@ async fn routes_without_an_identity_cost_no_redis_commands_whatever_the_cookie()
 #[actix_web::test]
 async fn a_page_view_with_its_stylesheet_costs_one_round_trip() {
     // Arrange
-    let app = spawn_app(Backend::Redis).await;
+    // The uncached path (the near-cache's own counts are in near_cache.rs).
+    let app = spawn_app_with(Backend::Redis, |s| s.store.near_cache = false).await;
     let alice = app.logged_in("alice", &[]).await;
     assert_eq!(alice.me_status().await, 200);
     let redis = app.redis.as_ref().unwrap();

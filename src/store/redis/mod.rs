@@ -51,6 +51,14 @@ struct Scripts {
     index_user: Script,
 }
 
+/// How instances keep each other's near-caches honest.
+pub struct Coherence {
+    /// Run a near-cache of at most this many sessions in this process.
+    pub near_cache_entries: Option<usize>,
+    /// Fence every change to a session or user record (`RedisStore::fence`).
+    pub fence_writes: bool,
+}
+
 pub struct RedisStore {
     pool: Pool,
     /// Multiplexed connections taken out of the pool and kept, one per worker thread (each
@@ -65,10 +73,15 @@ pub struct RedisStore {
     policy: SessionPolicy,
     scripts: Scripts,
     metrics: Arc<Metrics>,
+    /// Session mode's hot path served from memory, when `store.near_cache` is on.
+    near: Option<near_cache::NearCache>,
+    /// Session mode: changes to sessions and users are fenced (`fence`).
+    fence_writes: bool,
 }
 
 mod audit;
 mod flash;
+mod near_cache;
 mod sessions;
 mod throttle;
 mod users;
@@ -81,18 +94,44 @@ impl RedisStore {
         clock: Clock,
         policy: SessionPolicy,
         metrics: Arc<Metrics>,
+        coherence: Coherence,
     ) -> Result<RedisStore, StoreError> {
+        let Coherence {
+            near_cache_entries,
+            fence_writes,
+        } = coherence;
         let pool = PoolConfig::from_url(url)
             .create_pool(Some(Runtime::Tokio1))
             .map_err(|_| StoreError::BadUrl(url.to_owned()))?;
+        let keys = Keys::new(prefix);
+        let near = match near_cache_entries {
+            Some(capacity) => {
+                let client = near_cache::tracking_client(url)
+                    .map_err(|_| StoreError::BadUrl(url.to_owned()))?;
+                Some(
+                    near_cache::NearCache::start(
+                        client,
+                        capacity,
+                        keys.session_prefix(),
+                        keys.user_prefix(),
+                        timeout,
+                        metrics.clone(),
+                    )
+                    .map_err(StoreError::NearCache)?,
+                )
+            }
+            None => None,
+        };
         Ok(RedisStore {
+            near,
+            fence_writes,
             pool,
             shared: (0..std::thread::available_parallelism()
                 .map_or(1, |n| n.get())
                 .clamp(1, 16))
                 .map(|_| RwLock::new(None))
                 .collect(),
-            keys: Keys::new(prefix),
+            keys,
             timeout,
             clock,
             policy,
@@ -168,41 +207,100 @@ impl RedisStore {
         F: FnOnce(MultiplexedConnection) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
-        let result = async {
-            let conn = self.connection().await?;
-            let started = std::time::Instant::now();
-            let outcome = tokio::time::timeout(self.timeout, exchange(conn)).await;
-            self.metrics
-                .store_round_trip
-                .observe(started.elapsed().as_secs_f64());
-            match outcome {
-                Ok(Ok(value)) => Ok(value),
-                Ok(Err(err)) => {
-                    if err.is_io_error()
-                        || err.is_connection_dropped()
-                        || err.is_connection_refusal()
-                        || err.is_unrecoverable_error()
-                        || err.is_timeout()
-                    {
-                        self.forget_connection();
-                    }
-                    Err(err.into())
-                }
-                Err(_) => {
-                    self.forget_connection();
-                    Err(StoreError::timeout(self.timeout_ms()))
-                }
-            }
+        let conn = match self.connection().await {
+            Ok(conn) => conn,
+            Err(err) => return Err(self.count_error(err)),
+        };
+        let (result, connection_lost) = self.exchange_on(conn, exchange).await;
+        if connection_lost {
+            self.forget_connection();
         }
-        .await;
-        result.inspect_err(|err| {
-            self.metrics
-                .store_errors
-                .get_or_create(&crate::metrics::ClassLabels {
-                    class: err.class().as_str(),
-                })
-                .inc();
-        })
+        result
+    }
+
+    /// One exchange on a given connection (the thread's, or the near-cache's tracking one),
+    /// timed, classified and counted.
+    async fn exchange<T, F, Fut>(
+        &self,
+        conn: MultiplexedConnection,
+        exchange: F,
+    ) -> Result<T, StoreError>
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        self.exchange_on(conn, exchange).await.0
+    }
+
+    /// The exchange's result, and whether the failure means the connection itself is gone.
+    async fn exchange_on<T, F, Fut>(
+        &self,
+        conn: MultiplexedConnection,
+        exchange: F,
+    ) -> (Result<T, StoreError>, bool)
+    where
+        F: FnOnce(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = RedisResult<T>>,
+    {
+        let started = std::time::Instant::now();
+        let outcome = tokio::time::timeout(self.timeout, exchange(conn)).await;
+        self.metrics
+            .store_round_trip
+            .observe(started.elapsed().as_secs_f64());
+        match outcome {
+            Ok(Ok(value)) => (Ok(value), false),
+            Ok(Err(err)) => {
+                let lost = err.is_io_error()
+                    || err.is_connection_dropped()
+                    || err.is_connection_refusal()
+                    || err.is_unrecoverable_error()
+                    || err.is_timeout();
+                (Err(self.count_error(err.into())), lost)
+            }
+            Err(_) => (
+                Err(self.count_error(StoreError::timeout(self.timeout_ms()))),
+                true,
+            ),
+        }
+    }
+
+    fn count_error(&self, err: StoreError) -> StoreError {
+        self.metrics
+            .store_errors
+            .get_or_create(&crate::metrics::ClassLabels {
+                class: err.class().as_str(),
+            })
+            .inc();
+        err
+    }
+
+    /// After a write that changes a session or a user record (in session mode): one more
+    /// round trip. Redis writes a change's invalidations to every near-cache's tracking socket
+    /// in the same event-loop iteration as its answer, but in an order of its own, and the
+    /// answer may go first; this PING is answered in a later iteration, after all of them have
+    /// been written. So by the time anyone is told the change is done, the push is in every
+    /// other instance's socket, where their hits see it (`near_cache::Watch`). Done whether or
+    /// not this process runs a near-cache (the CLI, an instance turned on later in a rolling
+    /// change): it protects the others. Its failure changes nothing: the write was
+    /// acknowledged, and a Redis that is gone takes every near-cache down with it.
+    async fn fence(&self, written: bool) {
+        if written && self.fence_writes {
+            let _ = self.ping().await;
+        }
+    }
+
+    /// After this instance changed a session: its near-cache entry goes at once.
+    fn evict_session(&self, sid_hash: &str) {
+        if let Some(near) = &self.near {
+            near.evict_session(sid_hash);
+        }
+    }
+
+    /// After this instance changed a user record or ended all their sessions.
+    fn evict_user(&self, user: &str) {
+        if let Some(near) = &self.near {
+            near.evict_user(user);
+        }
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
@@ -276,6 +374,29 @@ fn guarded(outcome: i64) -> GuardedChange {
         1 => GuardedChange::Done,
         -1 => GuardedChange::LastAdmin,
         _ => GuardedChange::NoSuchUser,
+    }
+}
+
+/// The load script's reply: the session's fields and values, flat, or nothing. Over RESP3 (the
+/// near-cache's connection) a Lua `false` arrives as a boolean instead of a null.
+struct LoadReply(Option<Vec<String>>);
+
+impl redis::FromRedisValue for LoadReply {
+    fn from_redis_value(value: redis::Value) -> Result<Self, redis::ParsingError> {
+        match value {
+            redis::Value::Nil | redis::Value::Boolean(false) => Ok(LoadReply(None)),
+            other => Ok(LoadReply(Some(Vec::<String>::from_redis_value(other)?))),
+        }
+    }
+}
+
+impl LoadReply {
+    fn into_fields(self) -> Option<HashMap<String, String>> {
+        self.0.map(|flat| {
+            flat.chunks_exact(2)
+                .map(|pair| (pair[0].clone(), pair[1].clone()))
+                .collect()
+        })
     }
 }
 

@@ -1,16 +1,28 @@
 //! Sessions (and JWT refresh families, stored alike): the hot-path load, creation, updates,
 //! revocation, and the listings of live sessions.
 
+use super::near_cache::Lookup;
 use super::*;
+use crate::store::ROLES_FIELD;
 
 impl RedisStore {
     pub async fn load_session(
         &self,
         sid_hash: &str,
     ) -> Result<Option<HashMap<String, String>>, StoreError> {
+        let now = self.clock.now();
+        let tracked = match &self.near {
+            Some(near) => match near.lookup(sid_hash, now, &self.policy) {
+                Lookup::Hit(fields) => return Ok(Some(fields)),
+                Lookup::Expired => return Ok(None),
+                Lookup::Miss { conn, token } => Some((near, conn, token)),
+                Lookup::Unavailable => None,
+            },
+            None => None,
+        };
         let mut invocation = self.scripts.load.key(self.keys.session(sid_hash));
         invocation
-            .arg(self.clock.now())
+            .arg(now)
             .arg(self.policy.idle_secs)
             .arg(self.policy.absolute_secs)
             .arg(self.policy.touch_secs)
@@ -19,14 +31,79 @@ impl RedisStore {
             .arg(sid_hash)
             .arg(self.keys.active_prefix())
             .arg(self.active_ttl());
-        let flat: Option<Vec<String>> = self
-            .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
+        let loaded = match tracked {
+            // Read on the tracking connection, so Redis tells this process when it changes.
+            Some((near, conn, token)) => {
+                let loaded = self
+                    .load_tracked(near, sid_hash, token, conn, invocation)
+                    .await;
+                near.fill(
+                    sid_hash,
+                    token,
+                    loaded.as_ref().ok().and_then(Option::as_ref),
+                    &self.policy,
+                );
+                loaded?
+            }
+            None => self
+                .run(
+                    |mut conn| async move { invocation.invoke_async::<LoadReply>(&mut conn).await },
+                )
+                .await
+                .map(LoadReply::into_fields)?,
+        };
+        Ok(loaded)
+    }
+
+    /// The near-cache's miss: the load script, then the owner's record read on its own, once
+    /// the owner is noted on the pending entry (`NearCache::owner_known`), so a change to the
+    /// record from then on cancels the fill. Its answer is newer than the script's, and kept.
+    async fn load_tracked(
+        &self,
+        near: &super::near_cache::NearCache,
+        sid_hash: &str,
+        token: u64,
+        conn: MultiplexedConnection,
+        invocation: redis::ScriptInvocation<'_>,
+    ) -> Result<Option<HashMap<String, String>>, StoreError> {
+        let loaded = self
+            .exchange(conn.clone(), |mut conn| async move {
+                invocation.invoke_async::<LoadReply>(&mut conn).await
+            })
+            .await
+            .map(LoadReply::into_fields)?;
+        let Some(mut fields) = loaded else {
+            return Ok(None);
+        };
+        let Some(uid) = fields
+            .get(UID_FIELD)
+            .map(|uid| uid.trim_matches('"').to_owned())
+        else {
+            return Ok(Some(fields));
+        };
+        if !near.owner_known(sid_hash, token, &uid) {
+            // Invalidated already: serve what was read (as the normal path would), uncached.
+            return Ok(Some(fields));
+        }
+        let key = self.keys.user(&uid);
+        let (roles, disabled): (Option<String>, Option<String>) = self
+            .exchange(conn, |mut conn| async move {
+                redis::cmd("HMGET")
+                    .arg(key)
+                    .arg("roles")
+                    .arg("disabled")
+                    .query_async(&mut conn)
+                    .await
+            })
             .await?;
-        Ok(flat.map(|flat| {
-            flat.chunks_exact(2)
-                .map(|pair| (pair[0].clone(), pair[1].clone()))
-                .collect()
-        }))
+        match roles {
+            Some(roles) if disabled.as_deref() != Some("1") => {
+                fields.insert(ROLES_FIELD.to_owned(), roles);
+                Ok(Some(fields))
+            }
+            // Deleted or disabled since the script ran: refused like the script would.
+            _ => Ok(None),
+        }
     }
 
     /// Activity buckets must outlive the idle window they are counted over.
@@ -74,9 +151,13 @@ impl RedisStore {
         for (field, value) in &fields {
             invocation.arg(field).arg(value);
         }
-        self.run(|mut conn| async move { invocation.invoke_async::<i64>(&mut conn).await })
+        let result = self
+            .run(|mut conn| async move { invocation.invoke_async::<i64>(&mut conn).await })
             .await
-            .map(|_| ())
+            .map(|_| ());
+        self.fence(result.is_ok()).await;
+        self.evict_session(sid_hash);
+        result
     }
 
     pub async fn delete_session(&self, sid_hash: &str) -> Result<(), StoreError> {
@@ -87,9 +168,13 @@ impl RedisStore {
             .arg(sid_hash)
             .arg(self.keys.deny_prefix())
             .arg(self.policy.marker_secs);
-        self.run(|mut conn| async move { invocation.invoke_async::<i64>(&mut conn).await })
+        let result = self
+            .run(|mut conn| async move { invocation.invoke_async::<i64>(&mut conn).await })
             .await
-            .map(|_| ())
+            .map(|_| ());
+        self.fence(result.is_ok()).await;
+        self.evict_session(sid_hash);
+        result
     }
 
     pub async fn session_ending(&self, sid_hash: &str) -> Result<Option<Ending>, StoreError> {
@@ -151,9 +236,12 @@ impl RedisStore {
             .set_session_field
             .key(self.keys.session(sid_hash));
         invocation.arg(field).arg(value);
-        let set: i64 = self
+        let set: Result<i64, StoreError> = self
             .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
-            .await?;
+            .await;
+        self.fence(set.is_ok()).await;
+        self.evict_session(sid_hash);
+        let set = set?;
         Ok(set == 1)
     }
 
@@ -190,8 +278,12 @@ impl RedisStore {
             .arg(self.policy.marker_secs)
             .arg(self.keys.deny_prefix())
             .arg(self.keys.gone_prefix());
-        self.run(|mut conn| async move { invocation.invoke_async::<u64>(&mut conn).await })
-            .await
+        let result = self
+            .run(|mut conn| async move { invocation.invoke_async::<u64>(&mut conn).await })
+            .await;
+        self.fence(result.is_ok()).await;
+        self.evict_user(user);
+        result
     }
 
     pub async fn revoke_session(&self, user: &str, handle: &str) -> Result<bool, StoreError> {
@@ -203,9 +295,12 @@ impl RedisStore {
             .arg(self.keys.deny_prefix())
             .arg(self.policy.marker_secs)
             .arg(self.clock.now());
-        let deleted: i64 = self
+        let deleted: Result<i64, StoreError> = self
             .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
-            .await?;
+            .await;
+        self.fence(deleted.is_ok()).await;
+        self.evict_session(handle);
+        let deleted = deleted?;
         Ok(deleted == 1)
     }
 

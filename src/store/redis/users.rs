@@ -50,9 +50,11 @@ impl RedisStore {
                 "0"
             })
             .arg(names::members(&user.name));
-        let created: i64 = self
+        let created: Result<i64, StoreError> = self
             .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
-            .await?;
+            .await;
+        self.evict_user(&user.name);
+        let created = created?;
         Ok(created == 1)
     }
 
@@ -64,9 +66,12 @@ impl RedisStore {
     ) -> Result<bool, StoreError> {
         let mut invocation = self.scripts.set_user_field.key(self.keys.user(name));
         invocation.arg(field).arg(value);
-        let updated: i64 = self
+        let updated: Result<i64, StoreError> = self
             .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
-            .await?;
+            .await;
+        self.fence(updated.is_ok()).await;
+        self.evict_user(name);
+        let updated = updated?;
         Ok(updated == 1)
     }
 
@@ -86,9 +91,12 @@ impl RedisStore {
             .arg(flag(protect_last_admin))
             .arg(self.clock.now())
             .arg(self.policy.marker_secs);
-        let outcome: i64 = self
+        let outcome: Result<i64, StoreError> = self
             .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
-            .await?;
+            .await;
+        self.fence(outcome.is_ok()).await;
+        self.evict_user(name);
+        let outcome = outcome?;
         Ok(guarded(outcome))
     }
 
@@ -107,9 +115,12 @@ impl RedisStore {
             .arg(flag(protect_last_admin))
             .arg(self.clock.now())
             .arg(self.policy.marker_secs);
-        let outcome: i64 = self
+        let outcome: Result<i64, StoreError> = self
             .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
-            .await?;
+            .await;
+        self.fence(outcome.is_ok()).await;
+        self.evict_user(name);
+        let outcome = outcome?;
         Ok(guarded(outcome))
     }
 
@@ -120,9 +131,12 @@ impl RedisStore {
     pub async fn note_login(&self, name: &str, at: i64) -> Result<(), StoreError> {
         let mut invocation = self.scripts.note_login.key(self.keys.user(name));
         invocation.key(self.keys.users_by_login()).arg(name).arg(at);
-        self.run(|mut conn| async move { invocation.invoke_async::<i64>(&mut conn).await })
+        let result = self
+            .run(|mut conn| async move { invocation.invoke_async::<i64>(&mut conn).await })
             .await
-            .map(|_| ())
+            .map(|_| ());
+        self.evict_user(name);
+        result
     }
 
     /// Enters every existing user in the name-substring and order indexes, once per store:
@@ -267,9 +281,12 @@ impl RedisStore {
             .arg(self.clock.now())
             .arg(self.policy.marker_secs)
             .arg(names::members(name));
-        let outcome: i64 = self
+        let outcome: Result<i64, StoreError> = self
             .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
-            .await?;
+            .await;
+        self.fence(outcome.is_ok()).await;
+        self.evict_user(name);
+        let outcome = outcome?;
         Ok(guarded(outcome))
     }
 
