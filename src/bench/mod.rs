@@ -209,8 +209,8 @@ pub struct ModeResult {
     pub one_cookie_requests_per_sec: Spread,
     /// Non-2xx answers and socket errors over all measured loads (must be 0).
     pub load_errors: u64,
-    /// Commands the app sent Redis per request over the many-credential loads, heartbeats
-    /// included: the steady state the near-cache is judged by.
+    /// Redis round trips (one command each) per request over the many-credential loads,
+    /// both instances, heartbeats aside: the steady state the near-cache is judged by.
     #[serde(default)]
     pub load_commands_per_request: Option<f64>,
     /// The near-cache's counters after the rounds, both instances (near-cache mode only).
@@ -485,7 +485,8 @@ struct Rounds {
     p999: Vec<f64>,
     one_rps: Vec<f64>,
     errors: u64,
-    /// Commands the app sent Redis during the many-credential loads, and requests served.
+    /// Round trips the instances made to Redis during the many-credential loads (their own
+    /// counters: every command they sent, heartbeats aside), and requests served.
     commands: u64,
     requests: u64,
 }
@@ -559,15 +560,15 @@ pub async fn run(options: BenchOptions) -> Result<Report, BenchError> {
             if plan.warmup_secs > 0 {
                 wrk::run_all(&mode.loads(&mode.many, plan.load(plan.warmup_secs))).await?;
             }
-            let calls_before = if mode.kind.uses_redis() {
-                Some(cost::command_stat(&mut ctx.redis, "calls=").await?)
+            let trips_before = if mode.kind.uses_redis() {
+                Some(cost::round_trips(&mode.a).await? + cost::round_trips(&mode.b).await?)
             } else {
                 None
             };
             let many = wrk::run_all(&mode.loads(&mode.many, plan.load(plan.measure_secs))).await?;
-            if let Some(before) = calls_before {
-                let after = cost::command_stat(&mut ctx.redis, "calls=").await?;
-                figures.commands += cost::sent_commands(&before, &after);
+            if let Some(before) = trips_before {
+                let after = cost::round_trips(&mode.a).await? + cost::round_trips(&mode.b).await?;
+                figures.commands += after.saturating_sub(before);
                 figures.requests += many.requests;
             }
             let one = wrk::run_all(&mode.loads(&mode.one, plan.load(plan.one_cookie_secs))).await?;

@@ -301,7 +301,7 @@ impl Report {
                 .and_then(|m| m.load_commands_per_request)
                 .unwrap_or(f64::NAN);
             judge(
-                "Redis commands per request under load, near-cache (heartbeats included)",
+                "Redis commands per request under load, near-cache (heartbeat PINGs aside)",
                 "<= 0.02",
                 format!("{commands:.4}"),
                 Verdict::of(commands <= 0.02),

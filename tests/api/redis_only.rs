@@ -9,8 +9,8 @@ use super::redis_server::RedisServer;
 use sessiond::store::UserOrder;
 
 /// Commands Redis counts when our load script runs them; they cost no round trip.
-const INSIDE_LOAD_SCRIPT: [&str; 8] = [
-    "hgetall", "hmget", "hset", "expireat", "zadd", "pfadd", "expire", "info",
+const INSIDE_LOAD_SCRIPT: [&str; 9] = [
+    "hgetall", "hmget", "hset", "expireat", "zadd", "pfadd", "expire", "exists", "info",
 ];
 
 #[actix_web::test]

@@ -48,6 +48,10 @@ if now - seen >= tonumber(ARGV[4]) then
   for i = 1, #raw, 2 do
     if raw[i] == '_s' then raw[i + 1] = ARGV[1] end
   end
+  -- A read after the write: for a near-cache's tracking connection (CLIENT TRACKING NOLOOP),
+  -- the write took the session out of Redis's tracking table without telling it; reading it
+  -- again tracks it anew, so the touched session can be cached.
+  redis.call('EXISTS', KEYS[1])
 end
 raw[#raw + 1] = '_roles'
 raw[#raw + 1] = roles

@@ -10,8 +10,9 @@
 //! - **Wire order.** Pushes and replies share one ordered socket, and the push handler runs
 //!   inside the connection's reader, before any later reply is handed over. An entry is
 //!   inserted as `Pending(token)` *before* its read is sent and filled only if the same token
-//!   is still there when the reply comes: an invalidation that arrived in between (including
-//!   the one the load script's own sliding-expiry write causes) leaves nothing behind.
+//!   is still there when the reply comes: an invalidation that arrived in between leaves
+//!   nothing behind. (Tracking is `NOLOOP`, and the load script reads the session again after
+//!   sliding its expiry, so that write neither evicts the entry nor leaves it untracked.)
 //! - **The owner is known before their record is read.** The load script finds the owner only
 //!   in the session it reads, so a push about the owner's record could be handled while the
 //!   entry is still pending and match nothing (and Redis 7.0.15 did not track the record for a
@@ -283,8 +284,7 @@ impl NearCache {
                     metrics.hits.inc();
                     return Lookup::Expired;
                 }
-                // Sliding the expiry is a write: Redis does it, and its own invalidation then
-                // empties the entry this miss registers, so the next request reads it afresh.
+                // Sliding the expiry is a write: Redis does it, in the load this miss sends.
                 if now - cached.seen < policy.touch_secs {
                     drop(state);
                     metrics.hits.inc();
@@ -588,9 +588,13 @@ async fn connect(
     .await
     .map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
     tokio::spawn(driver);
+    // NOLOOP: the load script's own sliding-expiry write does not invalidate the entry it is
+    // about to fill (the script reads the session again after writing it, which tracks it
+    // anew: a write removes a key from Redis's tracking table for every client).
     redis::cmd("CLIENT")
         .arg("TRACKING")
         .arg("ON")
+        .arg("NOLOOP")
         .query_async::<()>(&mut conn)
         .await?;
     let Some(shared) = shared.upgrade() else {
