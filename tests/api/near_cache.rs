@@ -60,6 +60,13 @@ async fn warm(app: &TestApp, browser: &Browser, path: &str) {
     panic!("the near-cache never served {path}");
 }
 
+/// What sessiond's own writers do after a change (`RedisStore::fence`): one more round trip,
+/// answered only once Redis has written the change's pushes to every tracking socket. A
+/// change made from outside (redis-cli, this test) without it races its pushes by microseconds.
+fn fence(conn: &mut redis::Connection) {
+    let _: String = redis::cmd("PING").query(conn).unwrap();
+}
+
 fn thief(app: &TestApp, victim: &Browser) -> Browser {
     let thief = app.browser();
     thief.set_cookie(victim.cookie());
@@ -247,6 +254,7 @@ async fn a_warm_session_costs_no_redis_command_and_the_touch_costs_one_load() {
         .query(&mut conn)
         .unwrap();
     redis::cmd("DEL").arg(&keys).query::<()>(&mut conn).unwrap();
+    fence(&mut conn);
     assert_eq!(alice.me_status().await, 401);
 }
 
@@ -286,6 +294,7 @@ async fn flushall_empties_the_cache() {
     // Act
     let mut conn = redis.connection().unwrap();
     redis::cmd("FLUSHALL").query::<()>(&mut conn).unwrap();
+    fence(&mut conn);
     let status = alice.me_status().await;
 
     // Assert: refused at once (the request may have found the push still unread and asked
@@ -323,6 +332,7 @@ async fn a_killed_tracking_connection_serves_no_stale_hit() {
         .arg("1")
         .query::<()>(&mut conn)
         .unwrap();
+    fence(&mut conn);
 
     // Assert: the request that finds the app's own connection dead is a 503 (and replaces
     // it); never a 200.
@@ -367,6 +377,7 @@ async fn while_redis_is_down_no_hit_is_served_and_the_cache_comes_back_by_itself
         .arg("1")
         .query::<()>(&mut conn)
         .unwrap();
+    fence(&mut conn);
 
     // Assert
     assert_eq!(while_down, 503, "a request while Redis is down");
@@ -520,6 +531,8 @@ async fn concurrent_reads_and_writes_leave_no_stale_entry() {
                             .unwrap();
                     }
                 }
+                // As sessiond's writers do: the last pushes are out when this returns.
+                let _: String = redis::cmd("PING").query_async(&mut writer).await.unwrap();
             })
         })
     };
@@ -568,4 +581,25 @@ async fn concurrent_reads_and_writes_leave_no_stale_entry() {
         "hits, invalidations: {during:?}"
     );
     assert!(metrics.near_cache.hits.get() > hits_before_check);
+}
+
+/// Every change to a session or user record is followed by one PING before it is reported
+/// done: Redis may write the writer's answer before the pushes to other instances, and the
+/// PING's answer comes after all of them. Counted on an instance without a cache of its own
+/// (no heartbeat), which fences all the same: it protects the others.
+#[actix_web::test]
+async fn changes_are_fenced_even_by_an_instance_without_a_cache() {
+    // Arrange
+    let redis = Arc::new(RedisServer::start());
+    let app = spawn_app_on(Some(redis.clone()), |s| s.store.near_cache = false).await;
+    app.create_user("alice", &["editor"]).await;
+    let before = redis.command_calls();
+
+    // Act: a role change, then a revoke-all.
+    app.set_roles("alice", &["viewer"]).await;
+    app.operator().revoke_all("alice", None).await.unwrap();
+
+    // Assert
+    let deltas = redis_deltas(&before, &redis.command_calls());
+    assert_eq!(deltas.get("ping"), Some(&2), "{deltas:?}");
 }

@@ -581,6 +581,9 @@ async fn deleted_user_record_refuses_the_next_request(backend: Backend) {
             let mut conn = redis.connection().unwrap();
             let key = format!("{}u:alice", app.settings.store.key_prefix);
             ::redis::cmd("DEL").arg(key).query::<()>(&mut conn).unwrap();
+            // As sessiond's own writers do (`RedisStore::fence`): once this PING is answered,
+            // the near-cache's invalidation is in the app's socket.
+            let _: String = ::redis::cmd("PING").query(&mut conn).unwrap();
         }
         // The memory store has no delete; disabling is its closest equivalent.
         None => {
