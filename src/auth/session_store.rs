@@ -73,9 +73,7 @@ pub async fn store_new_session(
     id: &str,
     state: SessionState,
 ) -> Result<(), crate::store::StoreError> {
-    let uid = state
-        .get(UID_FIELD)
-        .and_then(|raw| serde_json::from_str::<String>(raw).ok());
+    let uid = crate::store::session_owner(&state);
     store
         .create_session(
             &session_id_hash(id),

@@ -29,6 +29,13 @@ pub const ROLES_FIELD: &str = "_roles";
 pub const HANDLE_FIELD: &str = "_h";
 /// The session's owner, as a JSON string (actix-session encodes every value as JSON).
 pub const UID_FIELD: &str = "uid";
+
+/// The owner named by a session's fields (`UID_FIELD`, a JSON string), if any.
+pub fn session_owner(fields: &HashMap<String, String>) -> Option<String> {
+    fields
+        .get(UID_FIELD)
+        .and_then(|raw| serde_json::from_str::<String>(raw).ok())
+}
 /// When the user last typed their password in this session (login or step-up), Unix seconds.
 pub const AUTH_AT_FIELD: &str = "at";
 pub const IP_FIELD: &str = "ip";

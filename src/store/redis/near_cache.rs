@@ -60,7 +60,7 @@ use redis::{
 };
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-use super::{CREATED_FIELD, SEEN_FIELD, UID_FIELD};
+use super::{CREATED_FIELD, SEEN_FIELD};
 use crate::metrics::Metrics;
 use crate::store::SessionPolicy;
 
@@ -280,7 +280,7 @@ impl NearCache {
                 }
                 if now >= cached.deadline {
                     state.remove(sid_hash);
-                    metrics.entries.set(state.entries.len() as i64);
+                    self.shared.note_size(&state);
                     metrics.hits.inc();
                     return Lookup::Expired;
                 }
@@ -307,7 +307,7 @@ impl NearCache {
             sid_hash.to_owned(),
             Slot::Pending(token, None, Instant::now()),
         );
-        metrics.entries.set(state.entries.len() as i64);
+        self.shared.note_size(&state);
         metrics.misses.inc();
         Lookup::Miss { conn, token }
     }
@@ -330,11 +330,7 @@ impl NearCache {
             // able to push real sessions out.
             None => state.remove(sid_hash),
         }
-        self.shared
-            .metrics
-            .near_cache
-            .entries
-            .set(state.entries.len() as i64);
+        self.shared.note_size(&state);
     }
 
     /// A miss has read the session and is about to read its owner's record: from now on an
@@ -355,11 +351,7 @@ impl NearCache {
     pub(super) fn evict_session(&self, sid_hash: &str) {
         let mut state = self.shared.lock();
         state.remove(sid_hash);
-        self.shared
-            .metrics
-            .near_cache
-            .entries
-            .set(state.entries.len() as i64);
+        self.shared.note_size(&state);
     }
 
     /// After this instance changed a user record (roles, disabled, password, deletion, sign-in
@@ -367,11 +359,7 @@ impl NearCache {
     pub(super) fn evict_user(&self, user: &str) {
         let mut state = self.shared.lock();
         state.remove_user(user);
-        self.shared
-            .metrics
-            .near_cache
-            .entries
-            .set(state.entries.len() as i64);
+        self.shared.note_size(&state);
     }
 }
 
@@ -381,10 +369,7 @@ impl Cached {
         let created = number(CREATED_FIELD)?;
         let seen = number(SEEN_FIELD)?;
         Some(Cached {
-            // The stored value is JSON (a quoted, validated user name), as the script reads it.
-            uid: fields
-                .get(UID_FIELD)
-                .map(|uid| uid.trim_matches('"').to_owned()),
+            uid: crate::store::session_owner(fields),
             seen,
             deadline: (seen + policy.idle_secs).min(created + policy.absolute_secs),
             fields: fields.clone(),
@@ -444,6 +429,14 @@ impl State {
 }
 
 impl Shared {
+    /// The entries gauge, after any change to the entries.
+    fn note_size(&self, state: &State) {
+        self.metrics
+            .near_cache
+            .entries
+            .set(state.entries.len() as i64);
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state
             .lock()
@@ -485,7 +478,7 @@ impl Shared {
             }
             _ => {}
         }
-        metrics.entries.set(state.entries.len() as i64);
+        self.note_size(&state);
     }
 
     fn install(&self, generation: u64, conn: MultiplexedConnection, watch: Watch) {
@@ -647,6 +640,8 @@ pub(super) fn tracking_client(url: &str) -> redis::RedisResult<Client> {
 #[cfg(test)]
 mod tests {
     use std::io::{Read, Write};
+
+    use crate::store::UID_FIELD;
 
     use super::*;
 

@@ -75,10 +75,7 @@ impl RedisStore {
         let Some(mut fields) = loaded else {
             return Ok(None);
         };
-        let Some(uid) = fields
-            .get(UID_FIELD)
-            .map(|uid| uid.trim_matches('"').to_owned())
-        else {
+        let Some(uid) = crate::store::session_owner(&fields) else {
             return Ok(Some(fields));
         };
         if !near.owner_known(sid_hash, token, &uid) {
