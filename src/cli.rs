@@ -30,6 +30,11 @@ pub enum Command {
     /// Manage users in the configured store.
     #[command(subcommand)]
     User(UserCommand),
+    /// Move user records from the key schema before Redis Cluster support (`{p}u:NAME`) to
+    /// their tagged keys and index every user again. Idempotent; run it once after upgrading a
+    /// standalone deployment (sessions issued before the upgrade are refused: users sign in
+    /// again).
+    Migrate,
     /// Compare sessions and JWTs on this machine; writes bench/report.md, report.json, SVGs.
     Bench {
         /// A smoke run in under a minute (few sessions and connections, one-second loads, one
@@ -206,6 +211,13 @@ pub async fn main() -> ExitCode {
                 Err(e) => fail(&e),
             }
         }
+        Command::Migrate => match migrate(&settings).await {
+            Ok(message) => {
+                println!("{message}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
         Command::User(command) => match user_command(&settings, command).await {
             Ok(message) => {
                 println!("{message}");
@@ -214,6 +226,31 @@ pub async fn main() -> ExitCode {
             Err(e) => fail(e.as_ref()),
         },
     }
+}
+
+async fn migrate(settings: &Settings) -> Result<String, StoreError> {
+    let mut settings = settings.clone();
+    settings.store.near_cache = false;
+    let store = Store::open(
+        &settings,
+        Clock::system(),
+        std::sync::Arc::new(crate::metrics::Metrics::default()),
+    )?;
+    if store.is_memory() {
+        return Err(StoreError::MemoryOutsideServer);
+    }
+    let done = store.migrate().await?;
+    let mut message = format!(
+        "moved {} user record(s) to tagged keys; indexed {} user(s)",
+        done.moved, done.indexed
+    );
+    if !done.collisions.is_empty() {
+        message.push_str(&format!(
+            "\nleft at their old keys (their tag is taken by another name; rename them): {}",
+            done.collisions.join(", ")
+        ));
+    }
+    Ok(message)
 }
 
 async fn user_command(

@@ -97,6 +97,10 @@ pub struct StoreSettings {
     pub near_cache: bool,
     /// How many sessions the near-cache holds at most (least recently used go first).
     pub near_cache_entries: usize,
+    /// Session creations, logouts and revocations wait (`WAIT`) until this many replicas hold
+    /// them before they are acknowledged, so a failover cannot lose them; 0 = do not wait.
+    #[serde(default)]
+    pub min_replicas_acked: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -292,6 +296,7 @@ impl Default for Settings {
                 timeout_ms: 2000,
                 near_cache: NEAR_CACHE_DEFAULT,
                 near_cache_entries: 100_000,
+                min_replicas_acked: 0,
             },
             auth: AuthSettings {
                 mode: AuthMode::Session,
@@ -480,6 +485,12 @@ impl Settings {
         self.store.near_cache
             && self.auth.mode == AuthMode::Session
             && self.store.url.starts_with("redis://")
+    }
+
+    /// Whether `store.url` names a cluster or a Sentinel-managed master, where the near-cache
+    /// does not run (it watches one Redis's tracking socket).
+    pub fn store_is_distributed(&self) -> bool {
+        self.store.url.contains("+cluster://") || self.store.url.contains("+sentinel://")
     }
 
     pub fn store_timeout(&self) -> Duration {

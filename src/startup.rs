@@ -92,6 +92,7 @@ impl Application {
             Store::Redis(_) => {
                 tracing::info!(
                     url = %redact_url(&settings.store.url),
+                    topology = store.topology(),
                     near_cache = settings.near_cache_on(),
                     "store: redis"
                 );
@@ -99,11 +100,19 @@ impl Application {
                     && settings.auth.mode == AuthMode::Session
                     && !settings.near_cache_on()
                 {
-                    tracing::warn!(
-                        "store.near_cache is on but store.url is rediss://: the near-cache needs \
-                         plain redis:// (a hit peeks at the tracking socket, which TLS hides), \
-                         so every request loads from Redis"
-                    );
+                    if settings.store_is_distributed() {
+                        tracing::warn!(
+                            "store.near_cache is on but store.url names a cluster or a \
+                             Sentinel-managed master: the near-cache watches one Redis's \
+                             tracking socket, so it is off and every request loads from Redis"
+                        );
+                    } else {
+                        tracing::warn!(
+                            "store.near_cache is on but store.url is rediss://: the near-cache \
+                             needs plain redis:// (a hit peeks at the tracking socket, which TLS \
+                             hides), so every request loads from Redis"
+                        );
+                    }
                 }
             }
         }
@@ -131,6 +140,19 @@ impl Application {
                 )))
             }
         };
+        // Before anything reads a user: a standalone Redis written by the version before the
+        // tagged key schema gets its user records moved, once (`sessiond migrate` does the same
+        // on demand). Sessions issued before the upgrade name no tag and are refused cleanly.
+        match store.migrate_once().await? {
+            Some(done) if done.moved > 0 || !done.collisions.is_empty() => tracing::warn!(
+                moved = done.moved,
+                indexed = done.indexed,
+                collisions = ?done.collisions,
+                "moved user records to the tagged key schema; sessions from before the upgrade \
+                 are refused and their users sign in again"
+            ),
+            _ => {}
+        }
         if let Some(password) = users::bootstrap_admin(&store, &clock, &metrics).await? {
             // Printed once, at the only moment it exists in clear; it is not stored anywhere.
             tracing::warn!(

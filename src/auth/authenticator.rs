@@ -13,7 +13,10 @@ use super::identity::{Credential, Identity};
 use super::jwt::{JwtAuthority, family_csrf};
 use super::random::{RandomError, random_bytes, random_token};
 use super::session_layer::note_missing;
-use super::session_store::{SESSION_ID_LEN, session_id_hash};
+use super::session_store::{SESSION_ID_LEN, new_session_id, session_id_hash};
+
+/// A refresh token's secret: 256 random bits in base64url.
+const SECRET_LEN: usize = 43;
 use crate::audit::Action;
 use crate::config::{SameSitePolicy, SessionSettings};
 use crate::state::AppState;
@@ -83,7 +86,8 @@ impl JwtMode {
         now: i64,
         not_after: i64,
     ) -> Result<IssuedTokens, SignInError> {
-        let family_id = random_token()?;
+        let tag = store.user_tag(user).await?;
+        let family_id = new_session_id(&tag)?;
         let handle = session_id_hash(&family_id);
         let secret = random_token()?;
         let fields = vec![
@@ -133,8 +137,9 @@ fn json(value: impl serde::Serialize) -> String {
     serde_json::to_string(&value).unwrap_or_default()
 }
 
-fn well_formed(part: &str) -> bool {
-    part.len() == SESSION_ID_LEN
+/// Whether `part` has the shape of what we issue: `len` base64url characters.
+fn well_formed(part: &str, len: usize) -> bool {
+    part.len() == len
         && part
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
@@ -366,7 +371,7 @@ impl JwtMode {
         let Some((family_id, secret)) = refresh
             .value()
             .split_once('.')
-            .filter(|(f, s)| well_formed(f) && well_formed(s))
+            .filter(|(f, s)| well_formed(f, SESSION_ID_LEN) && well_formed(s, SECRET_LEN))
         else {
             self.clear_cookies(req);
             return Ok(None);

@@ -9,14 +9,17 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
-use super::random::{RandomError, random_token};
+use super::random::{RandomError, random_bytes, random_token};
 use super::session_layer::{note_failure, note_missing};
+use crate::store::keys::{TAG_LEN, random_tag};
 use crate::store::{Store, UID_FIELD};
 
 type SessionState = std::collections::HashMap<String, String>;
 
-/// A session ID is 32 bytes from the OS CSPRNG, base64url without padding.
-pub const SESSION_ID_LEN: usize = 43;
+/// A session ID is its owner's tag (see `store::keys`: 64 keyed bits naming the user's Redis
+/// slot, revealing nothing) followed by 32 bytes from the OS CSPRNG, all base64url without
+/// padding: 11 + 43 characters.
+pub const SESSION_ID_LEN: usize = TAG_LEN + 43;
 
 #[derive(Clone)]
 pub struct SessionBackend {
@@ -29,9 +32,14 @@ impl SessionBackend {
     }
 }
 
-/// What Redis stores in place of the ID: base64url of the first 128 bits of SHA-256(id).
+/// What Redis stores in place of the ID, the session's *handle*: its tag, a dot, and base64url
+/// of the first 128 bits of SHA-256(id). The tag routes the handle to its user's slot; the
+/// hash means a leaked key names no usable cookie.
 pub fn session_id_hash(session_id: &str) -> String {
-    URL_SAFE_NO_PAD.encode(&Sha256::digest(session_id.as_bytes())[..16])
+    let id = session_id.strip_prefix(PRE_LOGIN).unwrap_or(session_id);
+    let tag = id.get(..TAG_LEN).unwrap_or("!");
+    let digest = URL_SAFE_NO_PAD.encode(&Sha256::digest(session_id.as_bytes())[..16]);
+    format!("{tag}.{digest}")
 }
 
 /// Marks the ID of a pre-login session (the login form's CSRF token and nothing else), so a
@@ -62,8 +70,15 @@ fn application_fields(state: SessionState) -> Vec<(String, String)> {
         .collect()
 }
 
-pub fn new_session_id() -> Result<String, RandomError> {
-    random_token()
+/// A new session ID for a session of the user whose tag is `tag`.
+pub fn new_session_id(tag: &str) -> Result<String, RandomError> {
+    Ok(format!("{tag}{}", random_token()?))
+}
+
+/// The tag of a session that has no user yet: random, so pre-login sessions spread over the
+/// cluster like everything else.
+pub fn anonymous_tag() -> Result<String, RandomError> {
+    random_bytes::<8>().map(random_tag)
 }
 
 /// Stores a new session with ID `id` holding `state` (its owner, if any, from the `uid`
@@ -100,7 +115,15 @@ impl SessionStore for SessionBackend {
     }
 
     async fn save(&self, state: SessionState, _ttl: &Duration) -> Result<SessionKey, SaveError> {
-        let mut id = new_session_id().map_err(|e| SaveError::Other(e.into()))?;
+        let tag = match crate::store::session_owner(&state) {
+            Some(uid) => self
+                .store
+                .user_tag(&uid)
+                .await
+                .map_err(|e| SaveError::Other(note_failure(e)))?,
+            None => anonymous_tag().map_err(|e| SaveError::Other(e.into()))?,
+        };
+        let mut id = new_session_id(&tag).map_err(|e| SaveError::Other(e.into()))?;
         if !state.contains_key(UID_FIELD) {
             id.insert_str(0, PRE_LOGIN);
         }
@@ -147,17 +170,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn session_ids_are_256_random_bits_in_base64url() {
-        let a = new_session_id().unwrap();
-        let b = new_session_id().unwrap();
+    fn session_ids_are_a_tag_and_256_random_bits_in_base64url() {
+        let a = new_session_id("annAAAAAAAA").unwrap();
+        let b = new_session_id("annAAAAAAAA").unwrap();
         assert_eq!(a.len(), SESSION_ID_LEN);
         assert_ne!(a, b);
-        assert_eq!(URL_SAFE_NO_PAD.decode(&a).unwrap().len(), 32);
+        assert!(a.starts_with("annAAAAAAAA"));
+        assert_eq!(URL_SAFE_NO_PAD.decode(&a[TAG_LEN..]).unwrap().len(), 32);
+        assert_ne!(anonymous_tag().unwrap(), anonymous_tag().unwrap());
+    }
+
+    #[test]
+    fn a_handle_carries_the_tag_and_a_hash_of_the_whole_id() {
+        let id = new_session_id("annAAAAAAAA").unwrap();
+        let handle = session_id_hash(&id);
+        let pre = session_id_hash(&format!("p.{id}"));
+        assert!(handle.starts_with("annAAAAAAAA."), "{handle}");
+        assert!(pre.starts_with("annAAAAAAAA."), "{pre}");
+        assert_ne!(handle, pre, "the prefix is part of what is hashed");
+        assert_eq!(crate::store::keys::handle_tag(&handle), Some("annAAAAAAAA"));
     }
 
     #[test]
     fn only_well_formed_ids_reach_the_store() {
-        let id = new_session_id().unwrap();
+        let id = new_session_id("annAAAAAAAA").unwrap();
         let key = SessionKey::try_from(id.clone()).unwrap();
         assert_eq!(presented_hash(&key), Some(session_id_hash(&id)));
         let pre_login = SessionKey::try_from(format!("p.{id}")).unwrap();
@@ -168,8 +204,9 @@ mod tests {
         assert!(is_pre_login(&pre_login) && !is_pre_login(&key));
         for bad in [
             "short",
-            &"A".repeat(44),
-            &format!("{}!", &id[..42]),
+            &"A".repeat(55),
+            &"A".repeat(43),
+            &format!("{}!", &id[..53]),
             &format!("q.{id}"),
         ] {
             let key = SessionKey::try_from(bad.to_owned()).unwrap();
@@ -184,8 +221,8 @@ mod tests {
         fn only_issued_shapes_are_ever_looked_up(
             raw in proptest::prop_oneof![
                 proptest::prelude::any::<String>(),
-                "[A-Za-z0-9_-]{43}",
-                "[A-Za-z0-9_+/=.-]{40,46}",
+                "[A-Za-z0-9_-]{54}",
+                "[A-Za-z0-9_+/=.-]{50,58}",
             ],
             pre in proptest::prelude::any::<bool>(),
         ) {
@@ -204,9 +241,13 @@ mod tests {
 
     #[test]
     fn the_stored_hash_is_not_the_id() {
-        let id = new_session_id().unwrap();
+        let id = new_session_id("annAAAAAAAA").unwrap();
         let hash = session_id_hash(&id);
-        assert_ne!(hash, id);
-        assert_eq!(hash.len(), 22, "base64url of 128 bits of a SHA-256 digest");
+        assert!(!hash.contains(&id[TAG_LEN..]));
+        assert_eq!(
+            hash.len(),
+            TAG_LEN + 1 + 22,
+            "the tag, a dot, base64url of 128 bits of a SHA-256 digest"
+        );
     }
 }

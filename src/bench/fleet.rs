@@ -286,7 +286,8 @@ impl Issuer {
                 })
             }
             None => {
-                let id = new_session_id().map_err(|e| setup(&e))?;
+                let tag = store.user_tag(user).await?;
+                let id = new_session_id(&tag).map_err(|e| setup(&e))?;
                 let mut state = self.template.clone();
                 state.insert(UID_FIELD.into(), json(user));
                 let csrf = URL_SAFE_NO_PAD.encode(random_bytes::<16>().map_err(|e| setup(&e))?);

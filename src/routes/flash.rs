@@ -13,10 +13,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::Identity;
 use crate::auth::random::random_token;
-use crate::auth::session_store::session_id_hash;
 use crate::error::PageError;
 use crate::routes::see_other;
 use crate::state::AppState;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
 
 pub const COOKIE: &str = "__Host-flash";
 const TTL_SECS: u64 = 120;
@@ -115,7 +117,8 @@ pub async fn take(
 /// The store key names the owner as well as the token: someone else's browser replaying the
 /// cookie looks up another key, and cannot even spend the message.
 fn key(owner: &str, token: &str) -> String {
-    session_id_hash(&format!("{owner}\n{token}"))
+    let digest = Sha256::digest(format!("{owner}\n{token}").as_bytes());
+    URL_SAFE_NO_PAD.encode(&digest[..16])
 }
 
 /// The waiting notice, if the message is one: what list pages show.

@@ -14,6 +14,16 @@ pub enum StoreCause {
     Pool(#[from] deadpool_redis::PoolError),
     #[error("no answer within {0} ms")]
     Timeout(u64),
+    /// Sentinel named a node that does not say it is the master (a failover in progress):
+    /// nothing is written to it.
+    #[error("{0} is not the master (ROLE {1})")]
+    NotMaster(String, String),
+    /// `store.min_replicas_acked`: the write reached fewer replicas than required in time, so
+    /// it was not acknowledged (it may still be applied, like any write whose answer is lost).
+    #[error("the write reached {acked} of the {wanted} replicas required")]
+    NotReplicated { acked: i64, wanted: i64 },
+    #[error("no sentinel named a master for {0:?}")]
+    NoMaster(String),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -31,8 +41,13 @@ pub enum StoreError {
     Corrupt(String),
     #[error("the memory store lives inside the server process; point store.url at Redis")]
     MemoryOutsideServer,
-    #[error("invalid store url {0:?}: expected memory://, redis:// or rediss://")]
+    #[error(
+        "invalid store url {0:?}: expected memory://, redis://, rediss://, \
+         redis+cluster://h1:p1,h2:p2, or redis+sentinel://s1:p1,s2:p2/MASTER_NAME"
+    )]
     BadUrl(String),
+    #[error("{0}")]
+    Unsupported(&'static str),
     #[error("could not start the near-cache's thread")]
     NearCache(#[source] std::io::Error),
 }

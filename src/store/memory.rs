@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
+use super::keys::UserTags;
 use super::{
     ACTION_AUDIT_CAP, AUDIT_CAP, AuditEntry, AuditFilter, CREATED_FIELD, Counter, DEVICE_FIELD,
     Ending, GuardedChange, HANDLE_FIELD, IP_FIELD, Page, REFRESH_FIELD, ROLES_FIELD,
@@ -13,6 +14,7 @@ use super::{
 use crate::clock::Clock;
 
 pub struct MemoryStore {
+    tags: UserTags,
     clock: Clock,
     policy: SessionPolicy,
     inner: Mutex<Inner>,
@@ -73,7 +75,13 @@ impl MemoryStore {
             clock,
             policy,
             inner: Mutex::new(Inner::default()),
+            // Nothing outlives the process here, so the tags' key need not either.
+            tags: UserTags::new(&rand::random::<[u8; 32]>()),
         }
+    }
+
+    pub async fn user_tag(&self, user: &str) -> Result<String, StoreError> {
+        Ok(self.tags.tag(user))
     }
 
     // A panic while holding the lock cannot leave the maps half-written in a way later calls

@@ -232,6 +232,17 @@ impl Ending {
     }
 }
 
+/// What `sessiond migrate` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Migration {
+    /// User records moved to their tagged keys.
+    pub moved: u64,
+    /// Users entered in the user list and the admin set again.
+    pub indexed: u64,
+    /// Names whose tag is held by another name's record: left at their old key.
+    pub collisions: Vec<String>,
+}
+
 /// Per-minute counters kept for the dashboard's chart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stat {
@@ -305,7 +316,7 @@ impl Store {
         let policy = SessionPolicy::from_settings(settings);
         if url == "memory://" || url == "memory" {
             Ok(Store::Memory(MemoryStore::new(clock, policy)))
-        } else if url.starts_with("redis://") || url.starts_with("rediss://") {
+        } else if url.starts_with("redis") {
             Ok(Store::Redis(RedisStore::open(
                 url,
                 &settings.store.key_prefix,
@@ -319,6 +330,7 @@ impl Store {
                         .then_some(settings.store.near_cache_entries),
                     fence_writes: settings.auth.mode == crate::config::AuthMode::Session,
                 },
+                settings.store.min_replicas_acked,
             )?))
         } else {
             Err(StoreError::BadUrl(url.to_owned()))
@@ -334,6 +346,38 @@ impl Store {
 
     pub fn is_memory(&self) -> bool {
         matches!(self, Store::Memory(_))
+    }
+
+    /// `memory`, or the Redis topology: `standalone`, `cluster`, `sentinel`.
+    pub fn topology(&self) -> &'static str {
+        match self {
+            Store::Memory(_) => "memory",
+            Store::Redis(s) => s.topology(),
+        }
+    }
+
+    /// The user's tag (`keys.rs`): every session and refresh-family ID issued to them starts
+    /// with it, so their keys share one hash slot.
+    pub async fn user_tag(&self, user: &str) -> Result<String, StoreError> {
+        dispatch!(self.user_tag(user))
+    }
+
+    /// Moves user records from the key schema before Redis Cluster support (`{p}u:{name}`) to
+    /// the tagged one, and enters every user in the user list again. Standalone Redis only;
+    /// idempotent. Returns (records moved, users indexed, names refused for a tag collision).
+    pub async fn migrate(&self) -> Result<Migration, StoreError> {
+        match self {
+            Store::Memory(_) => Ok(Migration::default()),
+            Store::Redis(s) => s.migrate().await,
+        }
+    }
+
+    /// `migrate` if this store has never been migrated (see `keys::Keys::users_tagged`).
+    pub async fn migrate_once(&self) -> Result<Option<Migration>, StoreError> {
+        match self {
+            Store::Memory(_) => Ok(None),
+            Store::Redis(s) => s.migrate_once().await,
+        }
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

@@ -233,3 +233,112 @@ async fn expected_flows_are_not_logged_as_errors() {
         "{log}"
     );
 }
+
+/// Puts `name` back the way versions before the tagged key schema kept a user: the record at
+/// `{p}u:{name}` without a `name` field, on a store not yet migrated.
+async fn downgrade(app: &super::helpers::TestApp, conn: &mut redis::Connection, name: &str) {
+    let prefix = &app.settings.store.key_prefix;
+    let tag = app.store.user_tag(name).await.unwrap();
+    let _: () = redis::cmd("RENAME")
+        .arg(format!("{prefix}{{{tag}}}u"))
+        .arg(format!("{prefix}u:{name}"))
+        .query(conn)
+        .unwrap();
+    let _: () = redis::cmd("HDEL")
+        .arg(format!("{prefix}u:{name}"))
+        .arg("name")
+        .query(conn)
+        .unwrap();
+    let _: () = redis::cmd("DEL")
+        .arg(format!("{prefix}users:tagged:v2"))
+        .arg(format!("{prefix}admins"))
+        .query(conn)
+        .unwrap();
+}
+
+#[actix_web::test]
+async fn migrate_moves_user_records_to_their_tagged_keys() {
+    // Arrange: bob (an admin) and carol as the previous key schema kept them; carol's new key
+    // is held by another name, as a tag collision would leave it.
+    let redis = Arc::new(RedisServer::start());
+    let url = redis.url();
+    let app = spawn_app_on(Some(redis.clone()), |s| s.store.key_prefix = "mig:".into()).await;
+    app.create_user("bob", &["admin"]).await;
+    app.create_user("carol", &[]).await;
+    let mut conn = redis.connection().unwrap();
+    downgrade(&app, &mut conn, "bob").await;
+    downgrade(&app, &mut conn, "carol").await;
+    let carol_tag = app.store.user_tag("carol").await.unwrap();
+    let _: () = redis::cmd("HSET")
+        .arg(format!("mig:{{{carol_tag}}}u"))
+        .arg("name")
+        .arg("zed")
+        .query(&mut conn)
+        .unwrap();
+    let _: String = redis::cmd("PING").query(&mut conn).unwrap();
+    assert_ne!(
+        app.browser()
+            .login("bob", super::helpers::PASSWORD)
+            .await
+            .status,
+        303,
+        "before the migration bob's record is where this version does not look"
+    );
+
+    // Act
+    let first = sessiond(&url, "mig:", &["migrate"], "");
+    let again = sessiond(&url, "mig:", &["migrate"], "");
+
+    // Assert
+    let out = String::from_utf8_lossy(&first.stdout);
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(out.contains("moved 1 user record(s)"), "{out}");
+    assert!(out.contains("carol"), "the collision is named: {out}");
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("moved 0 user record(s)"),
+        "idempotent"
+    );
+    let bob = app.browser();
+    assert_eq!(bob.login("bob", super::helpers::PASSWORD).await.status, 303);
+    assert_eq!(
+        bob.get("/admin").await.status,
+        200,
+        "roles and the admin set kept"
+    );
+    let legacy: bool = redis::cmd("EXISTS")
+        .arg("mig:u:bob")
+        .query(&mut conn)
+        .unwrap();
+    assert!(!legacy, "the old copy is gone");
+    let kept: bool = redis::cmd("EXISTS")
+        .arg("mig:u:carol")
+        .query(&mut conn)
+        .unwrap();
+    assert!(kept, "a record that could not move stays where it was");
+}
+
+#[actix_web::test]
+async fn the_first_start_on_an_unmigrated_store_migrates_it() {
+    // Arrange
+    let redis = Arc::new(RedisServer::start());
+    let old = spawn_app_on(Some(redis.clone()), |s| s.store.key_prefix = "up:".into()).await;
+    old.create_user("dora", &[]).await;
+    let mut conn = redis.connection().unwrap();
+    downgrade(&old, &mut conn, "dora").await;
+
+    // Act: the upgraded version starts on the same store.
+    let new = spawn_app_on(Some(redis.clone()), |s| s.store.key_prefix = "up:".into()).await;
+
+    // Assert: no command was needed.
+    assert_eq!(
+        new.browser()
+            .login("dora", super::helpers::PASSWORD)
+            .await
+            .status,
+        303
+    );
+}

@@ -1827,28 +1827,37 @@ async fn metrics_are_served_in_prometheus_format(backend: Backend) {
 async fn an_update_never_brings_a_deleted_session_back(backend: Backend) {
     let app = spawn_app(backend).await;
     app.create_user("alice", &[]).await;
+    let tag = app.store.user_tag("alice").await.unwrap();
+    let handle = format!("{tag}.h1");
     let fields = vec![
         ("uid".to_owned(), "\"alice\"".to_owned()),
         ("csrf".to_owned(), "\"t\"".to_owned()),
     ];
     app.store
-        .create_session("h1", Some("alice"), fields.clone())
+        .create_session(&handle, Some("alice"), fields.clone())
         .await
         .unwrap();
-    assert!(app.store.load_session("h1").await.unwrap().is_some());
+    assert!(app.store.load_session(&handle).await.unwrap().is_some());
 
-    app.store.delete_session("h1").await.unwrap();
-    app.store.update_session("h1", fields).await.unwrap();
+    app.store.delete_session(&handle).await.unwrap();
+    app.store.update_session(&handle, fields).await.unwrap();
 
+    // Not even a half-written key (which would carry no TTL) may appear. Checked before
+    // loading, since a load deletes what it finds expired.
+    let key = format!("{}{{{tag}}}s:h1", app.settings.store.key_prefix);
+    let mut exists = ::redis::cmd("EXISTS");
+    exists.arg(key);
     if let Some(redis) = &app.redis {
-        // Not even a half-written key (which would carry no TTL) may appear. Checked before
-        // loading, since a load deletes what it finds expired.
-        let mut conn = redis.connection().unwrap();
-        let key = format!("{}s:h1", app.settings.store.key_prefix);
-        let exists: bool = ::redis::cmd("EXISTS").arg(key).query(&mut conn).unwrap();
-        assert!(!exists);
+        assert!(
+            !exists
+                .query::<bool>(&mut redis.connection().unwrap())
+                .unwrap()
+        );
     }
-    assert!(app.store.load_session("h1").await.unwrap().is_none());
+    if let Some(cluster) = &app.cluster {
+        assert!(!exists.query::<bool>(&mut cluster.connection()).unwrap());
+    }
+    assert!(app.store.load_session(&handle).await.unwrap().is_none());
 }
 
 async fn api_errors_share_one_shape_and_the_documented_codes(backend: Backend) {

@@ -14,12 +14,13 @@ use sessiond::startup::Application;
 use sessiond::store::Store;
 use sessiond::users::Operator;
 
+use super::redis_cluster::RedisCluster;
 use super::redis_server::RedisServer;
 
 pub const COOKIE: &str = "__Host-sid";
 
-/// Runs each named `async fn(Backend)` four times: session mode on memory and on Redis, and
-/// JWT mode (on Redis) without and with the deny-list.
+/// Runs each named `async fn(Backend)` five times: session mode on memory, on Redis and on a
+/// three-master Redis Cluster, and JWT mode (on Redis) without and with the deny-list.
 macro_rules! all_modes {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -27,6 +28,9 @@ macro_rules! all_modes {
         }
         mod redis {
             $(#[actix_web::test] async fn $name() { super::$name(super::Backend::Redis).await })*
+        }
+        mod cluster {
+            $(#[actix_web::test] async fn $name() { super::$name(super::Backend::Cluster).await })*
         }
         mod jwt {
             $(#[actix_web::test] async fn $name() { super::$name(super::Backend::Jwt).await })*
@@ -45,6 +49,8 @@ pub enum Backend {
     Memory,
     /// Session mode, Redis.
     Redis,
+    /// Session mode, a Redis Cluster of three masters.
+    Cluster,
     /// JWT mode (EdDSA) on Redis, no deny-list: revocation reaches refresh, not access tokens.
     Jwt,
     /// JWT mode with the deny-list: revocation is immediate again.
@@ -69,6 +75,7 @@ pub struct TestApp {
     pub settings: Settings,
     pub metrics: Arc<Metrics>,
     pub redis: Option<Arc<RedisServer>>,
+    pub cluster: Option<Arc<RedisCluster>>,
 }
 
 static PREFIX: AtomicU64 = AtomicU64::new(0);
@@ -88,6 +95,9 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
 }
 
 pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings)) -> TestApp {
+    if backend == Backend::Cluster {
+        return spawn_app_on_cluster(Arc::new(RedisCluster::start(0)), tweak).await;
+    }
     let redis = match backend {
         Backend::Memory => None,
         _ => Some(Arc::new(RedisServer::start())),
@@ -100,6 +110,22 @@ pub async fn spawn_app_with(backend: Backend, tweak: impl FnOnce(&mut Settings))
         tweak(settings)
     })
     .await
+}
+
+/// An app in session mode on an existing Redis Cluster (two calls: two instances).
+pub async fn spawn_app_on_cluster(
+    cluster: Arc<RedisCluster>,
+    tweak: impl FnOnce(&mut Settings),
+) -> TestApp {
+    let url = cluster.url();
+    let mut app = spawn_app_on(None, |settings| {
+        settings.store.url = url;
+        tweak(settings)
+    })
+    .await;
+    app.backend = Backend::Cluster;
+    app.cluster = Some(cluster);
+    app
 }
 
 /// An app on an existing Redis (or on memory with `None`): two calls with the same server give
@@ -132,6 +158,7 @@ pub async fn spawn_app_on(
         clock,
         settings,
         redis,
+        cluster: None,
     };
     actix_web::rt::spawn(app.run_until_stopped());
     test_app

@@ -250,7 +250,7 @@ async fn a_warm_session_costs_no_redis_command_and_the_touch_costs_one_load() {
     // The touched session is still tracked: deleting it behind the app's back is seen.
     let mut conn = redis.connection().unwrap();
     let keys: Vec<String> = redis::cmd("KEYS")
-        .arg(format!("{}s:*", app.settings.store.key_prefix))
+        .arg(format!("{}{{*}}s:*", app.settings.store.key_prefix))
         .query(&mut conn)
         .unwrap();
     redis::cmd("DEL").arg(&keys).query::<()>(&mut conn).unwrap();
@@ -315,6 +315,7 @@ async fn a_killed_tracking_connection_serves_no_stale_hit() {
     let redis = Arc::new(RedisServer::start());
     let app = one_instance(&redis, |s| s.store.key_prefix = "kill:".into()).await;
     let alice = app.logged_in("alice", &[]).await;
+    let tag = app.store.user_tag("alice").await.unwrap();
     warm(&app, &alice, "/api/me").await;
     let mut conn = redis.connection().unwrap();
 
@@ -327,7 +328,7 @@ async fn a_killed_tracking_connection_serves_no_stale_hit() {
         .query::<()>(&mut conn)
         .unwrap();
     redis::cmd("HSET")
-        .arg("kill:u:alice")
+        .arg(format!("kill:{{{tag}}}u"))
         .arg("disabled")
         .arg("1")
         .query::<()>(&mut conn)
@@ -349,6 +350,7 @@ async fn while_redis_is_down_no_hit_is_served_and_the_cache_comes_back_by_itself
     let redis = Arc::new(RedisServer::start());
     let app = one_instance(&redis, |s| s.store.key_prefix = "down:".into()).await;
     let alice = app.logged_in("alice", &[]).await;
+    let tag = app.store.user_tag("alice").await.unwrap();
     let bob = app.logged_in("bob", &[]).await;
     warm(&app, &alice, "/api/me").await;
 
@@ -372,7 +374,7 @@ async fn while_redis_is_down_no_hit_is_served_and_the_cache_comes_back_by_itself
     }
     let mut conn = redis.connection().unwrap();
     redis::cmd("HSET")
-        .arg("down:u:alice")
+        .arg(format!("down:{{{tag}}}u"))
         .arg("disabled")
         .arg("1")
         .query::<()>(&mut conn)
@@ -470,7 +472,8 @@ async fn concurrent_reads_and_writes_leave_no_stale_entry() {
             };
             assert!(store.create_user(&record).await.unwrap());
         }
-        let sid = format!("sid{i:04}");
+        let tag = store.user_tag(&user).await.unwrap();
+        let sid = format!("{tag}.sid{i:04}");
         store
             .create_session(
                 &sid,
@@ -482,7 +485,7 @@ async fn concurrent_reads_and_writes_leave_no_stale_entry() {
             )
             .await
             .unwrap();
-        sids.push((sid, user));
+        sids.push((sid, tag));
     }
     for _ in 0..200 {
         store.load_session(&sids[0].0).await.unwrap();
@@ -518,15 +521,20 @@ async fn concurrent_reads_and_writes_leave_no_stale_entry() {
                 let client = redis::Client::open(url).unwrap();
                 let mut writer = client.get_multiplexed_async_connection().await.unwrap();
                 for n in 1..=3000u64 {
-                    let (sid, user) = &sids[(n as usize * 13) % SESSIONS];
+                    let (sid, tag) = &sids[(n as usize * 13) % SESSIONS];
+                    let h = &sid[sid.len() - 7..];
                     if n % 3 == 0 {
                         let _: () = writer
-                            .hset(format!("{prefix}u:{user}"), "roles", format!("viewer,r{n}"))
+                            .hset(
+                                format!("{prefix}{{{tag}}}u"),
+                                "roles",
+                                format!("viewer,r{n}"),
+                            )
                             .await
                             .unwrap();
                     } else {
                         let _: () = writer
-                            .hset(format!("{prefix}s:{sid}"), "n", n.to_string())
+                            .hset(format!("{prefix}{{{tag}}}s:{h}"), "n", n.to_string())
                             .await
                             .unwrap();
                     }
@@ -555,10 +563,14 @@ async fn concurrent_reads_and_writes_leave_no_stale_entry() {
     // Assert: read twice (the first may fill, the second is then a hit) and compare.
     let hits_before_check = metrics.near_cache.hits.get();
     let mut stale = Vec::new();
-    for (sid, user) in sids.iter() {
-        let n: String = writer.hget(format!("{prefix}s:{sid}"), "n").await.unwrap();
+    for (sid, tag) in sids.iter() {
+        let h = &sid[sid.len() - 7..];
+        let n: String = writer
+            .hget(format!("{prefix}{{{tag}}}s:{h}"), "n")
+            .await
+            .unwrap();
         let roles: String = writer
-            .hget(format!("{prefix}u:{user}"), "roles")
+            .hget(format!("{prefix}{{{tag}}}u"), "roles")
             .await
             .unwrap();
         for _ in 0..2 {

@@ -15,6 +15,8 @@ pub struct RedisServer {
     tls: bool,
     /// A configuration file to start from (port, bind and dir are still the test's own).
     config: Option<PathBuf>,
+    /// More `redis-server` arguments (cluster mode, `--replicaof`).
+    args: Vec<String>,
 }
 
 pub fn free_port() -> u16 {
@@ -47,6 +49,11 @@ pub fn require_binary(binary: &str, package: &str) {
 
 impl RedisServer {
     pub fn start() -> RedisServer {
+        RedisServer::start_with_args(&[])
+    }
+
+    /// A server with more `redis-server` arguments, on a free port of its own.
+    pub fn start_with_args(args: &[&str]) -> RedisServer {
         require_binary("redis-server", "redis-server");
         let port = free_port();
         let dir =
@@ -58,6 +65,7 @@ impl RedisServer {
             child: Mutex::new(None),
             tls: false,
             config: None,
+            args: args.iter().map(|a| a.to_string()).collect(),
         };
         server.spawn();
         server
@@ -77,6 +85,7 @@ impl RedisServer {
             child: Mutex::new(None),
             tls: false,
             config: Some(config),
+            args: Vec::new(),
         };
         server.spawn();
         server
@@ -164,6 +173,7 @@ impl RedisServer {
             child: Mutex::new(None),
             tls: true,
             config: None,
+            args: Vec::new(),
         };
         server.spawn();
         (server, dir.join("ca.crt"))
@@ -196,6 +206,7 @@ impl RedisServer {
             // No background snapshots; `stop` saves explicitly so a restart keeps the data.
             command.args(["--save", "", "--appendonly", "no"]);
         }
+        command.args(&self.args);
         let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -228,6 +239,10 @@ impl RedisServer {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     pub fn url(&self) -> String {

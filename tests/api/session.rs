@@ -93,10 +93,11 @@ async fn login_sets_host_cookie_with_strict_attributes(backend: Backend) {
         );
     }
     if !backend.is_jwt() {
-        // The ID is 256 bits, base64url (43 chars), after actix-session's signature.
+        // The ID is the user's 64-bit tag and 256 random bits, base64url (11 + 43 chars),
+        // after actix-session's signature.
         let value = browser.cookie().unwrap();
         let id = value.rsplit("%3D").next().unwrap();
-        assert_eq!(id.len(), 43, "cookie value {value}");
+        assert_eq!(id.len(), 54, "cookie value {value}");
     }
 }
 
@@ -576,17 +577,24 @@ async fn deleted_user_record_refuses_the_next_request(backend: Backend) {
     let alice = app.logged_in("alice", &[]).await;
     assert_eq!(alice.me_status().await, 200);
 
-    match &app.redis {
-        Some(redis) => {
+    let tag = app.store.user_tag("alice").await.unwrap();
+    let key = format!("{}{{{tag}}}u", app.settings.store.key_prefix);
+    match (&app.redis, &app.cluster) {
+        (Some(redis), _) => {
             let mut conn = redis.connection().unwrap();
-            let key = format!("{}u:alice", app.settings.store.key_prefix);
             ::redis::cmd("DEL").arg(key).query::<()>(&mut conn).unwrap();
             // As sessiond's own writers do (`RedisStore::fence`): once this PING is answered,
             // the near-cache's invalidation is in the app's socket.
             let _: String = ::redis::cmd("PING").query(&mut conn).unwrap();
         }
+        (None, Some(cluster)) => {
+            ::redis::cmd("DEL")
+                .arg(key)
+                .query::<()>(&mut cluster.connection())
+                .unwrap();
+        }
         // The memory store has no delete; disabling is its closest equivalent.
-        None => {
+        (None, None) => {
             app.store.set_disabled("alice", true, false).await.unwrap();
         }
     }

@@ -16,16 +16,17 @@ impl RedisStore {
             ("detail", entry.detail.clone()),
             ("ip", entry.ip.clone()),
         ];
-        let mut pipe = redis::pipe();
+        // Each stream and counter is a key of its own (its own slot on a cluster).
+        let mut groups = Vec::new();
         let mut append = |key: String, cap: usize| {
-            pipe.cmd("XADD")
-                .arg(key)
+            let mut add = redis::cmd("XADD");
+            add.arg(key)
                 .arg("MAXLEN")
                 .arg("~")
                 .arg(cap)
                 .arg("*")
-                .arg(&fields)
-                .ignore();
+                .arg(&fields);
+            groups.push(vec![add]);
         };
         append(self.keys.audit(None), AUDIT_CAP);
         append(self.keys.audit_action(&entry.action), ACTION_AUDIT_CAP);
@@ -39,11 +40,13 @@ impl RedisStore {
             let key = self
                 .keys
                 .stat(stat.name(), crate::store::minute_of(self.clock.now()));
-            pipe.incr(&key, amount).ignore();
-            pipe.expire(&key, STATS_RETENTION_SECS).ignore();
+            let mut incr = redis::cmd("INCRBY");
+            incr.arg(&key).arg(amount);
+            let mut expire = redis::cmd("EXPIRE");
+            expire.arg(&key).arg(STATS_RETENTION_SECS);
+            groups.push(vec![incr, expire]);
         }
-        self.run(|mut conn| async move { pipe.query_async::<()>(&mut conn).await })
-            .await
+        self.run_groups(groups).await.map(|_| ())
     }
 
     pub async fn audit(
@@ -122,6 +125,7 @@ impl RedisStore {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
+        // Every stat counter has one tag (`keys.rs`): one MGET on any topology.
         let values: Vec<Option<u64>> = self
             .run(
                 |mut conn| async move { redis::cmd("MGET").arg(keys).query_async(&mut conn).await },

@@ -37,13 +37,22 @@ impl RedisStore {
 
     pub async fn shared_secret(&self, name: &str, candidate: &str) -> Result<String, StoreError> {
         let key = self.keys.secret(name);
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        pipe.cmd("SET").arg(&key).arg(candidate).arg("NX").ignore();
-        pipe.get(&key);
-        let (value,): (String,) = self
-            .run(|mut conn| async move { pipe.query_async(&mut conn).await })
+        // SET NX GET: the value already there, or nothing when ours was stored.
+        let candidate = candidate.to_owned();
+        let before: Option<String> = self
+            .run(|mut conn| {
+                let candidate = candidate.clone();
+                async move {
+                    redis::cmd("SET")
+                        .arg(key)
+                        .arg(candidate)
+                        .arg("NX")
+                        .arg("GET")
+                        .query_async(&mut conn)
+                        .await
+                }
+            })
             .await?;
-        Ok(value)
+        Ok(before.unwrap_or(candidate))
     }
 }

@@ -11,28 +11,28 @@ use std::future::Future;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use deadpool_redis::{Config as PoolConfig, Pool, Runtime};
 use futures_util::StreamExt;
-use redis::aio::MultiplexedConnection;
 use redis::{AsyncCommands, RedisResult, Script};
 
-use super::keys::Keys;
+use super::keys::{Keys, UserTags};
 use super::names;
 use super::{
     ACTION_AUDIT_CAP, AUDIT_CAP, AuditEntry, AuditFilter, CREATED_FIELD, Counter, DEVICE_FIELD,
     Ending, GuardedChange, IP_FIELD, LAST_LOGIN_FIELD, Page, RefreshOutcome, SEEN_FIELD,
-    STATS_RETENTION_SECS, SessionInfo, SessionPolicy, Stat, StoreError, UID_FIELD, USER_AUDIT_CAP,
-    UserOrder, UserRecord, UserSummary,
+    STATS_RETENTION_SECS, SessionInfo, SessionPolicy, Stat, StoreCause, StoreError, UID_FIELD,
+    USER_AUDIT_CAP, UserOrder, UserRecord, UserSummary,
 };
 use crate::clock::Clock;
 use crate::metrics::Metrics;
 
 /// The Lua scripts, one file per operation in `src/store/lua/` (named `<operation>-<key count>`,
-/// each opening with its KEYS, ARGV and reply). Scripts that declare every key they touch carry
-/// a `#!lua` shebang (Redis 7 script flags: refused whole, not halfway, when Redis is out of
-/// memory). Standalone Redis does not check declared keys, shebang or not (checked on 7.0.15):
-/// only Redis Cluster does, so the scripts without a shebang, which derive keys from what they
-/// read, are what the cluster key schema must change.
+/// each opening with its KEYS, ARGV and reply). Every script declares every key it touches,
+/// all in one hash slot (`keys.rs`), and opens with a `#!lua` shebang (Redis 7 script flags:
+/// refused whole, not halfway, when Redis is out of memory). Only Redis Cluster checks the
+/// declared keys, so the cluster suite is what proves them.
 struct Scripts {
     load: Script,
     rotate_refresh: Script,
@@ -43,12 +43,38 @@ struct Scripts {
     revoke_all: Script,
     revoke_one: Script,
     create_user: Script,
+    admin_release: Script,
     set_roles: Script,
     set_disabled: Script,
     delete_user: Script,
     set_user_field: Script,
     note_login: Script,
-    index_user: Script,
+    migrate_user: Script,
+    bump_counter: Script,
+}
+
+impl Scripts {
+    fn new() -> Scripts {
+        Scripts {
+            load: Script::new(include_str!("../lua/load_session-3.lua")),
+            rotate_refresh: Script::new(include_str!("../lua/rotate_refresh-5.lua")),
+            set_session_field: Script::new(include_str!("../lua/set_session_field-1.lua")),
+            create: Script::new(include_str!("../lua/create_session-2.lua")),
+            update: Script::new(include_str!("../lua/update_session-1.lua")),
+            delete: Script::new(include_str!("../lua/delete_session-4.lua")),
+            revoke_all: Script::new(include_str!("../lua/revoke_all-N.lua")),
+            revoke_one: Script::new(include_str!("../lua/revoke_one-4.lua")),
+            create_user: Script::new(include_str!("../lua/create_user-1.lua")),
+            admin_release: Script::new(include_str!("../lua/admin_release-1.lua")),
+            set_roles: Script::new(include_str!("../lua/set_roles-2.lua")),
+            set_disabled: Script::new(include_str!("../lua/set_disabled-2.lua")),
+            delete_user: Script::new(include_str!("../lua/delete_user-2.lua")),
+            set_user_field: Script::new(include_str!("../lua/set_user_field-1.lua")),
+            note_login: Script::new(include_str!("../lua/note_login-1.lua")),
+            migrate_user: Script::new(include_str!("../lua/migrate_user-2.lua")),
+            bump_counter: Script::new(include_str!("../lua/bump_counter-1.lua")),
+        }
+    }
 }
 
 /// How instances keep each other's near-caches honest.
@@ -59,15 +85,28 @@ pub struct Coherence {
     pub fence_writes: bool,
 }
 
+/// Where connections come from.
+enum Source {
+    /// One Redis: connections are taken out of deadpool's pool and kept.
+    Standalone(Pool),
+    /// Redis Cluster: one `ClusterConnection` per worker thread (it holds a multiplexed
+    /// connection per node and follows the slot map, `MOVED` and `ASK` by itself).
+    Cluster(Box<redis::cluster::ClusterClient>),
+    /// The master Sentinel names, followed across failovers.
+    Sentinel(Arc<sentinel::SentinelWatch>),
+}
+
 pub struct RedisStore {
-    pool: Pool,
-    /// Multiplexed connections taken out of the pool and kept, one per worker thread (each
-    /// connection's I/O then runs on the thread that uses it, instead of one worker carrying
-    /// everyone's Redis traffic). A pool checkout per request would cost a recycle round trip
-    /// (UNWATCH + PING) of its own; after an I/O error the thread's connection is dropped and
-    /// its next call takes a fresh one from the pool.
-    shared: Vec<RwLock<Option<MultiplexedConnection>>>,
+    source: Source,
+    /// Multiplexed connections kept, one per worker thread (each connection's I/O then runs on
+    /// the thread that uses it, instead of one worker carrying everyone's Redis traffic), with
+    /// the Sentinel generation they were made in. A pool checkout per request would cost a
+    /// recycle round trip (UNWATCH + PING) of its own; after an I/O error the thread's
+    /// connection is dropped and its next call makes a fresh one.
+    shared: Vec<RwLock<Option<(u64, Conn)>>>,
     keys: Keys,
+    /// Users' tags (`keys.rs`), from the shared `user_tag_key`, read on first use.
+    tags: tokio::sync::OnceCell<UserTags>,
     timeout: Duration,
     clock: Clock,
     policy: SessionPolicy,
@@ -77,16 +116,26 @@ pub struct RedisStore {
     near: Option<near_cache::NearCache>,
     /// Session mode: changes to sessions and users are fenced (`fence`).
     fence_writes: bool,
+    /// `store.min_replicas_acked`: creations and revocations wait for this many replicas.
+    min_replicas_acked: u32,
 }
 
 mod audit;
 mod flash;
 mod near_cache;
+mod sentinel;
 mod sessions;
 mod throttle;
+pub mod topology;
 mod users;
 
+use topology::{Conn, Topology};
+
+/// The name of the shared secret users' tags are computed with.
+const USER_TAG_KEY: &str = "user_tag_key";
+
 impl RedisStore {
+    #[allow(clippy::too_many_arguments)]
     pub fn open(
         url: &str,
         prefix: &str,
@@ -95,65 +144,91 @@ impl RedisStore {
         policy: SessionPolicy,
         metrics: Arc<Metrics>,
         coherence: Coherence,
+        min_replicas_acked: u32,
     ) -> Result<RedisStore, StoreError> {
         let Coherence {
             near_cache_entries,
             fence_writes,
         } = coherence;
-        let pool = PoolConfig::from_url(url)
-            .create_pool(Some(Runtime::Tokio1))
-            .map_err(|_| StoreError::BadUrl(url.to_owned()))?;
+        let bad_url = || StoreError::BadUrl(url.to_owned());
+        let topology = Topology::parse(url).ok_or_else(bad_url)?;
+        let source = match &topology {
+            Topology::Standalone(url) => Source::Standalone(
+                PoolConfig::from_url(url)
+                    .create_pool(Some(Runtime::Tokio1))
+                    .map_err(|_| bad_url())?,
+            ),
+            Topology::Cluster(nodes) => Source::Cluster(Box::new(
+                redis::cluster::ClusterClient::builder(nodes.clone())
+                    .connection_timeout(timeout)
+                    .response_timeout(timeout)
+                    .build()
+                    .map_err(|_| bad_url())?,
+            )),
+            Topology::Sentinel(target) => {
+                Source::Sentinel(sentinel::SentinelWatch::new(target.clone(), timeout))
+            }
+        };
         let keys = Keys::new(prefix);
-        let near = match near_cache_entries {
-            Some(capacity) => {
-                let client = near_cache::tracking_client(url)
-                    .map_err(|_| StoreError::BadUrl(url.to_owned()))?;
+        // The near-cache watches one Redis's tracking socket: standalone only.
+        let near = match (near_cache_entries, &topology) {
+            (Some(capacity), Topology::Standalone(url)) => {
+                let client = near_cache::tracking_client(url).map_err(|_| bad_url())?;
                 Some(
                     near_cache::NearCache::start(
                         client,
                         capacity,
-                        keys.session_prefix(),
-                        keys.user_prefix(),
+                        keys.clone(),
                         timeout,
                         metrics.clone(),
                     )
                     .map_err(StoreError::NearCache)?,
                 )
             }
-            None => None,
+            _ => None,
         };
         Ok(RedisStore {
             near,
-            fence_writes,
-            pool,
+            fence_writes: fence_writes && matches!(topology, Topology::Standalone(_)),
+            source,
             shared: (0..std::thread::available_parallelism()
                 .map_or(1, |n| n.get())
                 .clamp(1, 16))
                 .map(|_| RwLock::new(None))
                 .collect(),
             keys,
+            tags: tokio::sync::OnceCell::new(),
             timeout,
             clock,
             policy,
             metrics,
-            scripts: Scripts {
-                load: Script::new(include_str!("../lua/load_session-1.lua")),
-                rotate_refresh: Script::new(include_str!("../lua/rotate_refresh-1.lua")),
-                set_session_field: Script::new(include_str!("../lua/set_session_field-1.lua")),
-                create: Script::new(include_str!("../lua/create_session-4.lua")),
-                update: Script::new(include_str!("../lua/update_session-1.lua")),
-                delete: Script::new(include_str!("../lua/delete_session-2.lua")),
-                revoke_all: Script::new(include_str!("../lua/revoke_all-2.lua")),
-                revoke_one: Script::new(include_str!("../lua/revoke_one-3.lua")),
-                create_user: Script::new(include_str!("../lua/create_user-6.lua")),
-                set_roles: Script::new(include_str!("../lua/set_roles-3.lua")),
-                set_disabled: Script::new(include_str!("../lua/set_disabled-3.lua")),
-                delete_user: Script::new(include_str!("../lua/delete_user-7.lua")),
-                set_user_field: Script::new(include_str!("../lua/set_user_field-1.lua")),
-                note_login: Script::new(include_str!("../lua/note_login-2.lua")),
-                index_user: Script::new(include_str!("../lua/index_user-4.lua")),
-            },
+            scripts: Scripts::new(),
+            min_replicas_acked,
         })
+    }
+
+    /// The topology `store.url` names: `standalone`, `cluster` or `sentinel`.
+    pub fn topology(&self) -> &'static str {
+        match self.source {
+            Source::Standalone(_) => "standalone",
+            Source::Cluster(_) => "cluster",
+            Source::Sentinel(_) => "sentinel",
+        }
+    }
+
+    /// Users' tags, read from (or, by the first instance, written to) the store once.
+    async fn tags(&self) -> Result<&UserTags, StoreError> {
+        self.tags
+            .get_or_try_init(|| async {
+                let candidate = URL_SAFE_NO_PAD.encode(rand::random::<[u8; 32]>());
+                let secret = self.shared_secret(USER_TAG_KEY, &candidate).await?;
+                Ok(UserTags::new(secret.as_bytes()))
+            })
+            .await
+    }
+
+    pub async fn user_tag(&self, user: &str) -> Result<String, StoreError> {
+        Ok(self.tags().await?.tag(user))
     }
 
     fn timeout_ms(&self) -> u64 {
@@ -161,7 +236,7 @@ impl RedisStore {
     }
 
     /// This thread's connection slot.
-    fn slot(&self) -> &RwLock<Option<MultiplexedConnection>> {
+    fn slot(&self) -> &RwLock<Option<(u64, Conn)>> {
         thread_local! {
             static THREAD_SLOT: usize = {
                 static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
@@ -172,24 +247,49 @@ impl RedisStore {
         &self.shared[index]
     }
 
-    async fn connection(&self) -> Result<MultiplexedConnection, StoreError> {
+    /// The generation a kept connection must have to be used (Sentinel: bumped when the master
+    /// moves; 0 otherwise).
+    fn generation(&self) -> u64 {
+        match &self.source {
+            Source::Sentinel(watch) => watch.generation(),
+            _ => 0,
+        }
+    }
+
+    async fn connection(&self) -> Result<Conn, StoreError> {
+        let generation = self.generation();
         let cached = self
             .slot()
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone();
-        if let Some(conn) = cached {
+        if let Some((made_in, conn)) = cached
+            && made_in == generation
+        {
             return Ok(conn);
         }
-        let pooled = tokio::time::timeout(self.timeout, self.pool.get())
+        let made = tokio::time::timeout(self.timeout, self.new_connection())
             .await
             .map_err(|_| StoreError::timeout(self.timeout_ms()))??;
-        let conn = deadpool_redis::Connection::take(pooled);
         *self
             .slot()
             .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(conn.clone());
-        Ok(conn)
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(made.clone());
+        Ok(made.1)
+    }
+
+    async fn new_connection(&self) -> Result<(u64, Conn), StoreError> {
+        match &self.source {
+            Source::Standalone(pool) => {
+                let pooled = pool.get().await?;
+                Ok((0, Conn::Single(deadpool_redis::Connection::take(pooled))))
+            }
+            Source::Cluster(client) => Ok((0, Conn::Cluster(client.get_async_connection().await?))),
+            Source::Sentinel(watch) => {
+                let (generation, conn) = watch.connect().await?;
+                Ok((generation, Conn::Single(conn)))
+            }
+        }
     }
 
     fn forget_connection(&self) {
@@ -197,6 +297,10 @@ impl RedisStore {
             .slot()
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
+        if let Source::Sentinel(watch) = &self.source {
+            // The master may have moved: find it again before the next command.
+            watch.forget_master();
+        }
     }
 
     /// Runs one exchange with Redis under the configured timeout. Failures are classified
@@ -204,7 +308,7 @@ impl RedisStore {
     /// the failure means the connection itself is gone.
     async fn run<T, F, Fut>(&self, exchange: F) -> Result<T, StoreError>
     where
-        F: FnOnce(MultiplexedConnection) -> Fut,
+        F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
         let conn = match self.connection().await {
@@ -220,26 +324,18 @@ impl RedisStore {
 
     /// One exchange on a given connection (the thread's, or the near-cache's tracking one),
     /// timed, classified and counted.
-    async fn exchange<T, F, Fut>(
-        &self,
-        conn: MultiplexedConnection,
-        exchange: F,
-    ) -> Result<T, StoreError>
+    async fn exchange<T, F, Fut>(&self, conn: Conn, exchange: F) -> Result<T, StoreError>
     where
-        F: FnOnce(MultiplexedConnection) -> Fut,
+        F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
         self.exchange_on(conn, exchange).await.0
     }
 
     /// The exchange's result, and whether the failure means the connection itself is gone.
-    async fn exchange_on<T, F, Fut>(
-        &self,
-        conn: MultiplexedConnection,
-        exchange: F,
-    ) -> (Result<T, StoreError>, bool)
+    async fn exchange_on<T, F, Fut>(&self, conn: Conn, exchange: F) -> (Result<T, StoreError>, bool)
     where
-        F: FnOnce(MultiplexedConnection) -> Fut,
+        F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = RedisResult<T>>,
     {
         let started = std::time::Instant::now();
@@ -254,7 +350,9 @@ impl RedisStore {
                     || err.is_connection_dropped()
                     || err.is_connection_refusal()
                     || err.is_unrecoverable_error()
-                    || err.is_timeout();
+                    || err.is_timeout()
+                    // A replica answering: the master moved (Sentinel), find it again.
+                    || err.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::ReadOnly);
                 (Err(self.count_error(err.into())), lost)
             }
             Err(_) => (
@@ -262,6 +360,88 @@ impl RedisStore {
                 true,
             ),
         }
+    }
+
+    /// Commands for several keys that may live in different slots, as groups that each stay in
+    /// one slot: one pipeline on a single Redis (one round trip); on a cluster one pipeline per
+    /// group, all at once. Replies come back flat, in order.
+    async fn run_groups(
+        &self,
+        groups: Vec<Vec<redis::Cmd>>,
+    ) -> Result<Vec<redis::Value>, StoreError> {
+        if groups.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.run(|conn| async move {
+            match conn {
+                Conn::Single(mut conn) => {
+                    let mut pipe = redis::pipe();
+                    for cmd in groups.into_iter().flatten() {
+                        pipe.add_command(cmd);
+                    }
+                    pipe.query_async(&mut conn).await
+                }
+                Conn::Cluster(conn) => {
+                    let replies = futures_util::future::join_all(groups.into_iter().map(|group| {
+                        let mut conn = conn.clone();
+                        async move {
+                            let mut pipe = redis::pipe();
+                            for cmd in group {
+                                pipe.add_command(cmd);
+                            }
+                            pipe.query_async::<Vec<redis::Value>>(&mut conn).await
+                        }
+                    }))
+                    .await;
+                    let mut flat = Vec::new();
+                    for reply in replies {
+                        flat.extend(reply?);
+                    }
+                    Ok(flat)
+                }
+            }
+        })
+        .await
+    }
+
+    /// Views written after a per-user change (the user list, the admin set, the "all sessions"
+    /// stream, activity): best-effort, so their failure is logged and counted, never reported
+    /// as the change's; what they serve is said in `keys.rs`.
+    async fn follow_up(&self, what: &str, groups: Vec<Vec<redis::Cmd>>) {
+        if let Err(err) = self.run_groups(groups).await {
+            tracing::warn!(error = %err, view = what, "a view was not updated after a change");
+        }
+    }
+
+    /// After an acknowledged write that must survive a failover (a session's creation, a
+    /// logout, a revocation): with `store.min_replicas_acked = N`, waits until N replicas hold
+    /// every write made on this connection so far, or fails (503: the write may or may not
+    /// survive a failover, so it is not acknowledged).
+    async fn replicated(&self) -> Result<(), StoreError> {
+        if self.min_replicas_acked == 0 {
+            return Ok(());
+        }
+        let wanted = i64::from(self.min_replicas_acked);
+        // Within the exchange's own timeout, so WAIT's answer arrives before we give up on it.
+        let wait_ms = (self.timeout_ms() / 2).max(1);
+        let acked: i64 = self
+            .run(|mut conn| async move {
+                redis::cmd("WAIT")
+                    .arg(wanted)
+                    .arg(wait_ms)
+                    .query_async(&mut conn)
+                    .await
+            })
+            .await?;
+        if acked < wanted {
+            return Err(
+                self.count_error(StoreError::Unreachable(StoreCause::NotReplicated {
+                    acked,
+                    wanted,
+                })),
+            );
+        }
+        Ok(())
     }
 
     fn count_error(&self, err: StoreError) -> StoreError {
@@ -367,14 +547,6 @@ const FIRST_STREAM_ID: &str = "0-0";
 
 fn flag(on: bool) -> &'static str {
     if on { "1" } else { "0" }
-}
-
-fn guarded(outcome: i64) -> GuardedChange {
-    match outcome {
-        1 => GuardedChange::Done,
-        -1 => GuardedChange::LastAdmin,
-        _ => GuardedChange::NoSuchUser,
-    }
 }
 
 /// The load script's reply: the session's fields and values, flat, or nothing. Over RESP3 (the

@@ -63,6 +63,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use super::{CREATED_FIELD, SEEN_FIELD};
 use crate::metrics::Metrics;
 use crate::store::SessionPolicy;
+use crate::store::keys::{Keys, Tagged, handle_tag};
 
 /// How often the tracking connection proves it is alive.
 const HEARTBEAT: Duration = Duration::from_millis(100);
@@ -173,8 +174,8 @@ struct Shared {
     epoch: Instant,
     /// The store timeout: how long a pending load keeps others from starting their own.
     timeout: Duration,
-    session_prefix: String,
-    user_prefix: String,
+    /// Reads invalidated keys back into sessions and users.
+    keys: Keys,
     metrics: Arc<Metrics>,
 }
 
@@ -182,7 +183,7 @@ struct Shared {
 /// takes the connection and registers its pending entry atomically with respect to a teardown.
 struct State {
     entries: LruCache<String, Slot>,
-    /// Session IDs cached per owner, so a change to a user record evicts their sessions.
+    /// Session IDs cached per owner's tag, so a change to a user record evicts their sessions.
     by_user: HashMap<String, HashSet<String>>,
     /// The tracking connection, its generation and its socket's watch, while tracking is on.
     conn: Option<(u64, MultiplexedConnection, Arc<Watch>)>,
@@ -212,8 +213,7 @@ impl NearCache {
     pub(super) fn start(
         client: Client,
         capacity: usize,
-        session_prefix: String,
-        user_prefix: String,
+        keys: Keys,
         timeout: Duration,
         metrics: Arc<Metrics>,
     ) -> std::io::Result<NearCache> {
@@ -227,8 +227,7 @@ impl NearCache {
             }),
             epoch: Instant::now(),
             timeout,
-            session_prefix,
-            user_prefix,
+            keys,
             metrics,
         });
         let weak = Arc::downgrade(&shared);
@@ -335,16 +334,23 @@ impl NearCache {
 
     /// A miss has read the session and is about to read its owner's record: from now on an
     /// invalidation of that record cancels the miss. Returns false if it is cancelled already.
-    pub(super) fn owner_known(&self, sid_hash: &str, token: u64, user: &str) -> bool {
+    pub(super) fn owner_known(&self, sid_hash: &str, token: u64, tag: &str) -> bool {
         let mut state = self.shared.lock();
         if !matches!(state.entries.peek(sid_hash), Some(Slot::Pending(t, _, _)) if *t == token) {
             return false;
         }
         state.put(
             sid_hash.to_owned(),
-            Slot::Pending(token, Some(user.to_owned()), Instant::now()),
+            Slot::Pending(token, Some(tag.to_owned()), Instant::now()),
         );
         true
+    }
+
+    /// Every entry goes (after `sessiond migrate` rewrote records behind the tracking).
+    pub(super) fn clear(&self) {
+        let mut state = self.shared.lock();
+        state.clear();
+        self.shared.note_size(&state);
     }
 
     /// After this instance changed a session: its entry goes now, not when the push arrives.
@@ -356,10 +362,21 @@ impl NearCache {
 
     /// After this instance changed a user record (roles, disabled, password, deletion, sign-in
     /// time) or ended all of a user's sessions.
-    pub(super) fn evict_user(&self, user: &str) {
+    pub(super) fn evict_user(&self, tag: &str) {
         let mut state = self.shared.lock();
-        state.remove_user(user);
+        state.remove_user(tag);
         self.shared.note_size(&state);
+    }
+}
+
+impl Slot {
+    /// Whether the entry is (or, pending, is known to be) a signed-in user's session, indexed
+    /// under its owner's tag, which its handle carries.
+    fn owned(&self) -> bool {
+        match self {
+            Slot::Ready(cached) => cached.uid.is_some(),
+            Slot::Pending(_, owner, _) => owner.is_some(),
+        }
     }
 }
 
@@ -379,15 +396,15 @@ impl Cached {
 
 impl State {
     fn put(&mut self, sid_hash: String, slot: Slot) {
-        let uid = match &slot {
-            Slot::Ready(cached) => cached.uid.clone(),
-            Slot::Pending(_, uid, _) => uid.clone(),
-        };
+        let owned = slot.owned();
         if let Some((old_sid, old)) = self.entries.push(sid_hash.clone(), slot) {
             self.unlink(&old_sid, &old);
         }
-        if let Some(uid) = uid {
-            self.by_user.entry(uid).or_default().insert(sid_hash);
+        if owned && let Some(tag) = handle_tag(&sid_hash) {
+            self.by_user
+                .entry(tag.to_owned())
+                .or_default()
+                .insert(sid_hash);
         }
     }
 
@@ -397,23 +414,20 @@ impl State {
         }
     }
 
-    fn remove_user(&mut self, user: &str) {
-        for sid_hash in self.by_user.remove(user).unwrap_or_default() {
+    fn remove_user(&mut self, tag: &str) {
+        for sid_hash in self.by_user.remove(tag).unwrap_or_default() {
             self.entries.pop(&sid_hash);
         }
     }
 
     fn unlink(&mut self, sid_hash: &str, slot: &Slot) {
-        let uid = match slot {
-            Slot::Ready(cached) => cached.uid.as_ref(),
-            Slot::Pending(_, uid, _) => uid.as_ref(),
-        };
-        if let Some(uid) = uid
-            && let Some(sessions) = self.by_user.get_mut(uid)
+        if slot.owned()
+            && let Some(tag) = handle_tag(sid_hash)
+            && let Some(sessions) = self.by_user.get_mut(tag)
         {
             sessions.remove(sid_hash);
             if sessions.is_empty() {
-                self.by_user.remove(uid);
+                self.by_user.remove(tag);
             }
         }
     }
@@ -457,10 +471,10 @@ impl Shared {
                                 continue;
                             };
                             let key = String::from_utf8_lossy(key);
-                            if let Some(sid_hash) = key.strip_prefix(&self.session_prefix) {
-                                state.remove(sid_hash);
-                            } else if let Some(user) = key.strip_prefix(&self.user_prefix) {
-                                state.remove_user(user);
+                            match self.keys.parse_tagged(&key) {
+                                Some(Tagged::Session(sid_hash)) => state.remove(&sid_hash),
+                                Some(Tagged::User(tag)) => state.remove_user(&tag),
+                                None => {}
                             }
                         }
                     }
@@ -656,8 +670,7 @@ mod tests {
             }),
             epoch: Instant::now(),
             timeout: Duration::from_secs(2),
-            session_prefix: "p:s:".into(),
-            user_prefix: "p:u:".into(),
+            keys: Keys::new("p:"),
             metrics: Arc::new(Metrics::default()),
         })
     }
@@ -712,20 +725,27 @@ mod tests {
         // Arrange
         let shared = shared(2);
         let mut state = shared.lock();
-        state.put("s1".into(), ready("ann"));
-        state.put("s2".into(), ready("ann"));
+        state.put("annAAAAAAAA.1".into(), ready("ann"));
+        state.put("annAAAAAAAA.2".into(), ready("ann"));
 
         // Act: a third entry pushes the least recently used out.
-        state.put("s3".into(), ready("ben"));
+        state.put("benAAAAAAAA.3".into(), ready("ben"));
         drop(state);
-        shared.on_push(0, invalidate(&["p:u:ann"]));
+        shared.on_push(0, invalidate(&["p:{annAAAAAAAA}u"]));
 
         // Assert
         let state = shared.lock();
-        assert!(state.entries.peek("s1").is_none() && state.entries.peek("s2").is_none());
-        assert!(state.entries.peek("s3").is_some());
-        assert!(!state.by_user.contains_key("ann"), "{:?}", state.by_user);
-        assert_eq!(state.by_user["ben"].len(), 1);
+        assert!(
+            state.entries.peek("annAAAAAAAA.1").is_none()
+                && state.entries.peek("annAAAAAAAA.2").is_none()
+        );
+        assert!(state.entries.peek("benAAAAAAAA.3").is_some());
+        assert!(
+            !state.by_user.contains_key("annAAAAAAAA"),
+            "{:?}",
+            state.by_user
+        );
+        assert_eq!(state.by_user["benAAAAAAAA"].len(), 1);
     }
 
     #[test]
@@ -734,36 +754,39 @@ mod tests {
         let loaded = session_of("ann");
 
         // Untouched: filled.
-        pending(&cache, "s1", 1);
-        assert!(cache.owner_known("s1", 1, "ann"));
-        cache.fill("s1", 1, Some(&loaded), &policy());
-        assert!(is_ready(&cache, "s1"));
+        pending(&cache, "annAAAAAAAA.1", 1);
+        assert!(cache.owner_known("annAAAAAAAA.1", 1, "annAAAAAAAA"));
+        cache.fill("annAAAAAAAA.1", 1, Some(&loaded), &policy());
+        assert!(is_ready(&cache, "annAAAAAAAA.1"));
 
         // The owner's record changed after the owner was noted: not filled.
-        pending(&cache, "s2", 2);
-        assert!(cache.owner_known("s2", 2, "ann"));
-        cache.shared.on_push(0, invalidate(&["p:u:ann"]));
-        cache.fill("s2", 2, Some(&loaded), &policy());
-        assert!(!is_ready(&cache, "s2"));
+        pending(&cache, "annAAAAAAAA.2", 2);
+        assert!(cache.owner_known("annAAAAAAAA.2", 2, "annAAAAAAAA"));
+        cache.shared.on_push(0, invalidate(&["p:{annAAAAAAAA}u"]));
+        cache.fill("annAAAAAAAA.2", 2, Some(&loaded), &policy());
+        assert!(!is_ready(&cache, "annAAAAAAAA.2"));
 
         // The session changed (the script's own touch, or another instance): not filled.
-        pending(&cache, "s3", 3);
-        cache.shared.on_push(0, invalidate(&["p:s:s3"]));
-        assert!(!cache.owner_known("s3", 3, "ann"));
-        cache.fill("s3", 3, Some(&loaded), &policy());
-        assert!(!is_ready(&cache, "s3"));
+        pending(&cache, "annAAAAAAAA.3", 3);
+        cache.shared.on_push(0, invalidate(&["p:{annAAAAAAAA}s:3"]));
+        assert!(!cache.owner_known("annAAAAAAAA.3", 3, "annAAAAAAAA"));
+        cache.fill("annAAAAAAAA.3", 3, Some(&loaded), &policy());
+        assert!(!is_ready(&cache, "annAAAAAAAA.3"));
 
         // A newer miss took over: the older one's answer is not kept.
-        pending(&cache, "s4", 4);
-        pending(&cache, "s4", 5);
-        cache.fill("s4", 4, Some(&loaded), &policy());
-        assert!(!is_ready(&cache, "s4"));
+        pending(&cache, "annAAAAAAAA.4", 4);
+        pending(&cache, "annAAAAAAAA.4", 5);
+        cache.fill("annAAAAAAAA.4", 4, Some(&loaded), &policy());
+        assert!(!is_ready(&cache, "annAAAAAAAA.4"));
     }
 
     #[test]
     fn a_null_invalidation_empties_the_cache() {
         let cache = NearCache { shared: shared(10) };
-        cache.shared.lock().put("s1".into(), ready("ann"));
+        cache
+            .shared
+            .lock()
+            .put("annAAAAAAAA.1".into(), ready("ann"));
 
         cache.shared.on_push(
             0,

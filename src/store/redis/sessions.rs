@@ -1,15 +1,26 @@
 //! Sessions (and JWT refresh families, stored alike): the hot-path load, creation, updates,
 //! revocation, and the listings of live sessions.
 
+use redis::aio::MultiplexedConnection;
+
 use super::near_cache::Lookup;
 use super::*;
 use crate::store::ROLES_FIELD;
+use crate::store::keys::handle_tag;
+
+/// Set by the load script when it slid the session's expiry (then the session is counted as
+/// active); never stored, never returned to callers.
+const TOUCHED_FIELD: &str = "_t";
 
 impl RedisStore {
     pub async fn load_session(
         &self,
         sid_hash: &str,
     ) -> Result<Option<HashMap<String, String>>, StoreError> {
+        let Some(tag) = handle_tag(sid_hash) else {
+            // Not a handle this store issued: no such session, and nothing to ask.
+            return Ok(None);
+        };
         let now = self.clock.now();
         let tracked = match &self.near {
             Some(near) => match near.lookup(sid_hash, now, &self.policy) {
@@ -22,21 +33,25 @@ impl RedisStore {
         };
         let mut invocation = self.scripts.load.key(self.keys.session(sid_hash));
         invocation
+            .key(self.keys.user(tag))
+            .key(self.keys.user_sessions(tag))
             .arg(now)
             .arg(self.policy.idle_secs)
             .arg(self.policy.absolute_secs)
             .arg(self.policy.touch_secs)
-            .arg(self.keys.user_prefix())
-            .arg(self.keys.user_sessions_prefix())
-            .arg(sid_hash)
-            .arg(self.keys.active_prefix())
-            .arg(self.active_ttl());
-        let loaded = match tracked {
+            .arg(sid_hash);
+        let mut touched = false;
+        let mut loaded = match tracked {
             // Read on the tracking connection, so Redis tells this process when it changes.
             Some((near, conn, token)) => {
-                let loaded = self
-                    .load_tracked(near, sid_hash, token, conn, invocation)
+                let mut loaded = self
+                    .load_tracked(near, sid_hash, tag, token, conn, invocation)
                     .await;
+                if let Ok(Some(fields)) = &mut loaded
+                    && fields.remove(TOUCHED_FIELD).is_some()
+                {
+                    touched = true;
+                }
                 near.fill(
                     sid_hash,
                     token,
@@ -52,7 +67,26 @@ impl RedisStore {
                 .await
                 .map(LoadReply::into_fields)?,
         };
+        if let Some(fields) = &mut loaded
+            && fields.remove(TOUCHED_FIELD).is_some()
+        {
+            touched = true;
+        }
+        if touched {
+            self.note_active(sid_hash).await;
+        }
         Ok(loaded)
+    }
+
+    /// The activity estimate, after a load slid a session's expiry: `PFADD` to this minute's
+    /// bucket (its own slot: a follow-up command, at most once per touch interval per session).
+    async fn note_active(&self, sid_hash: &str) {
+        let key = self.keys.active(crate::store::minute_of(self.clock.now()));
+        let mut add = redis::cmd("PFADD");
+        add.arg(&key).arg(sid_hash);
+        let mut expire = redis::cmd("EXPIRE");
+        expire.arg(&key).arg(self.active_ttl());
+        self.follow_up("activity", vec![vec![add, expire]]).await;
     }
 
     /// The near-cache's miss: the load script, then the owner's record read on its own, once
@@ -62,12 +96,13 @@ impl RedisStore {
         &self,
         near: &super::near_cache::NearCache,
         sid_hash: &str,
+        tag: &str,
         token: u64,
         conn: MultiplexedConnection,
         invocation: redis::ScriptInvocation<'_>,
     ) -> Result<Option<HashMap<String, String>>, StoreError> {
         let loaded = self
-            .exchange(conn.clone(), |mut conn| async move {
+            .exchange(Conn::Single(conn.clone()), |mut conn| async move {
                 invocation.invoke_async::<LoadReply>(&mut conn).await
             })
             .await
@@ -78,15 +113,16 @@ impl RedisStore {
         let Some(uid) = crate::store::session_owner(&fields) else {
             return Ok(Some(fields));
         };
-        if !near.owner_known(sid_hash, token, &uid) {
+        if !near.owner_known(sid_hash, token, tag) {
             // Invalidated already: serve what was read (as the normal path would), uncached.
             return Ok(Some(fields));
         }
-        let key = self.keys.user(&uid);
-        let (roles, disabled): (Option<String>, Option<String>) = self
-            .exchange(conn, |mut conn| async move {
+        let key = self.keys.user(tag);
+        let (name, roles, disabled): (Option<String>, Option<String>, Option<String>) = self
+            .exchange(Conn::Single(conn), |mut conn| async move {
                 redis::cmd("HMGET")
                     .arg(key)
+                    .arg("name")
                     .arg("roles")
                     .arg("disabled")
                     .query_async(&mut conn)
@@ -94,7 +130,7 @@ impl RedisStore {
             })
             .await?;
         match roles {
-            Some(roles) if disabled.as_deref() != Some("1") => {
+            Some(roles) if disabled.as_deref() != Some("1") && name.as_deref() == Some(&uid) => {
                 fields.insert(ROLES_FIELD.to_owned(), roles);
                 Ok(Some(fields))
             }
@@ -114,18 +150,28 @@ impl RedisStore {
         uid: Option<&str>,
         fields: Vec<(String, String)>,
     ) -> Result<(), StoreError> {
+        let Some(tag) = handle_tag(sid_hash) else {
+            return Err(StoreError::Corrupt(format!(
+                "a session handle without a tag: {sid_hash:?}"
+            )));
+        };
+        if let Some(uid) = uid
+            && self.user_tag(uid).await? != tag
+        {
+            // Its keys would not be in its owner's slot: issued by mistake, never stored.
+            return Err(StoreError::Corrupt(format!(
+                "session {sid_hash:?} does not carry {uid:?}'s tag"
+            )));
+        }
         let now = self.clock.now();
         let mut invocation = self.scripts.create.key(self.keys.session(sid_hash));
         invocation
-            .key(self.keys.user_sessions(uid.unwrap_or_default()))
-            .key(self.keys.sessions_stream())
-            .key(self.keys.active(crate::store::minute_of(now)))
+            .key(self.keys.user_sessions(tag))
             .arg(now)
             .arg(self.policy.expires_at(now, now))
             .arg(self.policy.absolute_secs)
             .arg(sid_hash)
-            .arg(uid.unwrap_or_default())
-            .arg(self.active_ttl());
+            .arg(uid.unwrap_or_default());
         for (field, value) in &fields {
             invocation.arg(field).arg(value);
         }
@@ -135,8 +181,23 @@ impl RedisStore {
             .arg(super::SEEN_FIELD)
             .arg(now);
         self.run(|mut conn| async move { invocation.invoke_async::<i64>(&mut conn).await })
-            .await
-            .map(|_| ())
+            .await?;
+        if uid.is_some() {
+            self.replicated().await?;
+            // The "all sessions" stream (trimmed by server time to the absolute timeout) and
+            // this minute's activity: views in slots of their own, written after the session.
+            let mut add = redis::cmd("XADD");
+            add.arg(self.keys.sessions_stream())
+                .arg("MINID")
+                .arg("~")
+                .arg((now - self.policy.absolute_secs) * 1000)
+                .arg("*")
+                .arg("h")
+                .arg(sid_hash);
+            self.follow_up("sessions stream", vec![vec![add]]).await;
+            self.note_active(sid_hash).await;
+        }
+        Ok(())
     }
 
     pub async fn update_session(
@@ -158,12 +219,15 @@ impl RedisStore {
     }
 
     pub async fn delete_session(&self, sid_hash: &str) -> Result<(), StoreError> {
+        let Some(tag) = handle_tag(sid_hash) else {
+            return Ok(());
+        };
         let mut invocation = self.scripts.delete.key(self.keys.session(sid_hash));
         invocation
             .key(self.keys.gone(sid_hash))
-            .arg(self.keys.user_sessions_prefix())
+            .key(self.keys.user_sessions(tag))
+            .key(self.keys.deny(sid_hash))
             .arg(sid_hash)
-            .arg(self.keys.deny_prefix())
             .arg(self.policy.marker_secs);
         let result = self
             .run(|mut conn| async move { invocation.invoke_async::<i64>(&mut conn).await })
@@ -171,7 +235,8 @@ impl RedisStore {
             .map(|_| ());
         self.fence(result.is_ok()).await;
         self.evict_session(sid_hash);
-        result
+        result?;
+        self.replicated().await
     }
 
     pub async fn session_ending(&self, sid_hash: &str) -> Result<Option<Ending>, StoreError> {
@@ -188,25 +253,29 @@ impl RedisStore {
         presented_hash: &str,
         new_hash: &str,
     ) -> Result<RefreshOutcome, StoreError> {
+        let Some(tag) = handle_tag(family) else {
+            return Ok(RefreshOutcome::Gone);
+        };
         let mut invocation = self.scripts.rotate_refresh.key(self.keys.session(family));
         invocation
+            .key(self.keys.user(tag))
+            .key(self.keys.user_sessions(tag))
+            .key(self.keys.deny(family))
+            .key(self.keys.gone(family))
             .arg(self.clock.now())
             .arg(self.policy.idle_secs)
             .arg(self.policy.absolute_secs)
-            .arg(self.keys.user_prefix())
-            .arg(self.keys.user_sessions_prefix())
             .arg(family)
             .arg(presented_hash)
             .arg(new_hash)
             .arg(self.policy.refresh_grace_secs)
-            .arg(self.keys.active_prefix())
-            .arg(self.active_ttl())
-            .arg(self.keys.deny_prefix())
-            .arg(self.policy.marker_secs)
-            .arg(self.keys.gone_prefix());
+            .arg(self.policy.marker_secs);
         let reply: Vec<String> = self
             .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
             .await?;
+        if reply.first().map(String::as_str) == Some("rotated") {
+            self.note_active(family).await;
+        }
         Ok(match reply.first().map(String::as_str) {
             Some("rotated") if reply.len() == 5 => RefreshOutcome::Rotated {
                 user: reply[1].clone(),
@@ -249,10 +318,12 @@ impl RedisStore {
         user: &str,
         issued_at: i64,
     ) -> Result<bool, StoreError> {
-        let keys = [
-            format!("{}{family}", self.keys.deny_prefix()),
-            format!("{}{user}", self.keys.not_before_prefix()),
-        ];
+        let tag = self.user_tag(user).await?;
+        if handle_tag(family) != Some(tag.as_str()) {
+            // A signed token whose family is not its user's: never issued by us as such.
+            return Ok(true);
+        }
+        let keys = [self.keys.deny(family), self.keys.not_before(&tag)];
         let (denied, not_before): (Option<String>, Option<i64>) =
             self.run(|mut conn| async move {
                 redis::cmd("MGET").arg(&keys).query_async(&mut conn).await
@@ -266,30 +337,69 @@ impl RedisStore {
         user: &str,
         keep: Option<&str>,
     ) -> Result<u64, StoreError> {
-        let mut invocation = self.scripts.revoke_all.key(self.keys.user_sessions(user));
-        invocation
-            .key(format!("{}{user}", self.keys.not_before_prefix()))
-            .arg(self.keys.session_prefix())
-            .arg(keep.unwrap_or_default())
-            .arg(self.clock.now())
-            .arg(self.policy.marker_secs)
-            .arg(self.keys.deny_prefix())
-            .arg(self.keys.gone_prefix());
-        let result = self
-            .run(|mut conn| async move { invocation.invoke_async::<u64>(&mut conn).await })
-            .await;
+        let tag = self.user_tag(user).await?;
+        let index = self.keys.user_sessions(&tag);
+        // The script must declare every key it touches: read the index, then run it with each
+        // session's keys. A session added in between makes it change nothing and say so; then
+        // again, with the index as it is now. Logins are rare next to this loop's two round
+        // trips, so it ends; the bound only keeps a pathological one from spinning.
+        let mut result = Err(StoreError::Corrupt(format!(
+            "{user:?}'s session index kept changing during revoke-all"
+        )));
+        for _ in 0..16 {
+            let key = index.clone();
+            let handles: Vec<String> = self
+                .run(|mut conn| async move { conn.zrange(key, 0, -1).await })
+                .await?;
+            let mut invocation = self.scripts.revoke_all.key(&index);
+            invocation.key(self.keys.not_before(&tag));
+            for handle in &handles {
+                invocation
+                    .key(self.keys.session(handle))
+                    .key(self.keys.gone(handle))
+                    .key(self.keys.deny(handle));
+            }
+            invocation
+                .arg(keep.unwrap_or_default())
+                .arg(self.clock.now())
+                .arg(self.policy.marker_secs);
+            for handle in &handles {
+                invocation.arg(handle);
+            }
+            let outcome = self
+                .run(|mut conn| async move { invocation.invoke_async::<i64>(&mut conn).await })
+                .await;
+            match outcome {
+                Ok(-1) => continue,
+                Ok(live) => {
+                    result = Ok(live.max(0) as u64);
+                    break;
+                }
+                Err(err) => {
+                    result = Err(err);
+                    break;
+                }
+            }
+        }
         self.fence(result.is_ok()).await;
-        self.evict_user(user);
-        result
+        self.evict_user(&tag);
+        let live = result?;
+        self.replicated().await?;
+        Ok(live)
     }
 
     pub async fn revoke_session(&self, user: &str, handle: &str) -> Result<bool, StoreError> {
-        let mut invocation = self.scripts.revoke_one.key(self.keys.user_sessions(user));
+        let tag = self.user_tag(user).await?;
+        if handle_tag(handle) != Some(tag.as_str()) {
+            // Not this user's: a handle alone proves nothing, and it names another slot.
+            return Ok(false);
+        }
+        let mut invocation = self.scripts.revoke_one.key(self.keys.user_sessions(&tag));
         invocation
             .key(self.keys.session(handle))
             .key(self.keys.gone(handle))
+            .key(self.keys.deny(handle))
             .arg(handle)
-            .arg(self.keys.deny_prefix())
             .arg(self.policy.marker_secs)
             .arg(self.clock.now());
         let deleted: Result<i64, StoreError> = self
@@ -298,11 +408,12 @@ impl RedisStore {
         self.fence(deleted.is_ok()).await;
         self.evict_session(handle);
         let deleted = deleted?;
+        self.replicated().await?;
         Ok(deleted == 1)
     }
 
     pub async fn user_session_hashes(&self, user: &str) -> Result<Vec<String>, StoreError> {
-        let index = self.keys.user_sessions(user);
+        let index = self.keys.user_sessions(&self.user_tag(user).await?);
         let now = self.clock.now();
         let mut pipe = redis::pipe();
         pipe.zrembyscore(&index, "-inf", now).ignore();
@@ -320,19 +431,27 @@ impl RedisStore {
         if hashes.is_empty() {
             return Ok(Vec::new());
         }
-        let mut pipe = redis::pipe();
-        for hash in hashes {
-            pipe.cmd("HMGET").arg(self.keys.session(hash)).arg(&[
-                UID_FIELD,
-                CREATED_FIELD,
-                SEEN_FIELD,
-                IP_FIELD,
-                DEVICE_FIELD,
-            ]);
-        }
+        let groups = hashes
+            .iter()
+            .map(|hash| {
+                let mut get = redis::cmd("HMGET");
+                get.arg(self.keys.session(hash)).arg(&[
+                    UID_FIELD,
+                    CREATED_FIELD,
+                    SEEN_FIELD,
+                    IP_FIELD,
+                    DEVICE_FIELD,
+                ]);
+                vec![get]
+            })
+            .collect();
         let rows: Vec<Vec<Option<String>>> = self
-            .run(|mut conn| async move { pipe.query_async(&mut conn).await })
-            .await?;
+            .run_groups(groups)
+            .await?
+            .into_iter()
+            .map(redis::from_redis_value)
+            .collect::<Result<_, _>>()
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
         let now = self.clock.now();
         Ok(hashes
             .iter()

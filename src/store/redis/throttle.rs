@@ -4,23 +4,26 @@ use super::*;
 
 impl RedisStore {
     pub async fn counters(&self, counters: &[String]) -> Result<Vec<Counter>, StoreError> {
-        let mut pipe = redis::pipe();
-        for counter in counters {
-            let key = self.keys.throttle(counter);
-            pipe.get(&key).ttl(&key);
-        }
-        let values: Vec<(Option<u64>, i64)> = self
-            .run(|mut conn| async move {
-                let flat: Vec<redis::Value> = pipe.query_async(&mut conn).await?;
-                let mut values = Vec::with_capacity(flat.len() / 2);
-                for pair in flat.chunks_exact(2) {
-                    let count: Option<u64> = redis::from_redis_value_ref(&pair[0])?;
-                    let ttl: i64 = redis::from_redis_value_ref(&pair[1])?;
-                    values.push((count, ttl));
-                }
-                Ok(values)
+        let groups = counters
+            .iter()
+            .map(|counter| {
+                let key = self.keys.throttle(counter);
+                let mut get = redis::cmd("GET");
+                get.arg(&key);
+                let mut ttl = redis::cmd("TTL");
+                ttl.arg(&key);
+                vec![get, ttl]
             })
-            .await?;
+            .collect();
+        let flat = self.run_groups(groups).await?;
+        let mut values = Vec::with_capacity(flat.len() / 2);
+        for pair in flat.chunks_exact(2) {
+            let count: Option<u64> =
+                redis::from_redis_value_ref(&pair[0]).map_err(redis::RedisError::from)?;
+            let ttl: i64 =
+                redis::from_redis_value_ref(&pair[1]).map_err(redis::RedisError::from)?;
+            values.push((count, ttl));
+        }
         Ok(values
             .into_iter()
             .map(|(count, ttl)| Counter {
@@ -31,9 +34,15 @@ impl RedisStore {
     }
 
     pub async fn reset_counters(&self, counters: &[String]) -> Result<(), StoreError> {
-        let keys: Vec<String> = counters.iter().map(|c| self.keys.throttle(c)).collect();
-        self.run(|mut conn| async move { conn.del::<_, ()>(keys).await })
-            .await
+        let groups = counters
+            .iter()
+            .map(|c| {
+                let mut del = redis::cmd("DEL");
+                del.arg(self.keys.throttle(c));
+                vec![del]
+            })
+            .collect();
+        self.run_groups(groups).await.map(|_| ())
     }
 
     pub async fn bump_counters(
@@ -41,19 +50,14 @@ impl RedisStore {
         counters: &[String],
         window_secs: i64,
     ) -> Result<(), StoreError> {
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        for counter in counters {
-            let key = self.keys.throttle(counter);
-            pipe.incr(&key, 1).ignore();
-            // NX: the window starts at the first failure and is not pushed back by later ones.
-            pipe.cmd("EXPIRE")
-                .arg(&key)
-                .arg(window_secs)
-                .arg("NX")
-                .ignore();
+        let bumps = counters.iter().map(|counter| {
+            let mut invocation = self.scripts.bump_counter.key(self.keys.throttle(counter));
+            invocation.arg(window_secs);
+            self.run(|mut conn| async move { invocation.invoke_async::<i64>(&mut conn).await })
+        });
+        for bumped in futures_util::future::join_all(bumps).await {
+            bumped?;
         }
-        self.run(|mut conn| async move { pipe.query_async::<()>(&mut conn).await })
-            .await
+        Ok(())
     }
 }

@@ -5,11 +5,12 @@ use super::*;
 
 impl RedisStore {
     pub async fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
-        let key = self.keys.user(name);
+        let key = self.keys.user(&self.user_tag(name).await?);
         let fields: HashMap<String, String> = self
             .run(|mut conn| async move { conn.hgetall(key).await })
             .await?;
-        if fields.is_empty() {
+        if fields.get("name").map(String::as_str) != Some(name) {
+            // No record, or another name's with the same tag (keys.rs).
             return Ok(None);
         }
         let field = |f: &str| {
@@ -32,30 +33,32 @@ impl RedisStore {
     }
 
     pub async fn create_user(&self, user: &UserRecord) -> Result<bool, StoreError> {
-        let mut invocation = self.scripts.create_user.key(self.keys.user(&user.name));
+        let tag = self.user_tag(&user.name).await?;
+        let mut invocation = self.scripts.create_user.key(self.keys.user(&tag));
         invocation
-            .key(self.keys.users())
-            .key(self.keys.admins())
-            .key(self.keys.user_suffixes())
-            .key(self.keys.users_newest())
-            .key(self.keys.users_by_login())
             .arg(&user.name)
             .arg(&user.phc)
             .arg(user.roles.join(","))
-            .arg(if user.disabled { "1" } else { "0" })
-            .arg(user.created)
-            .arg(if crate::store::is_admin(&user.roles) {
-                "1"
-            } else {
-                "0"
-            })
-            .arg(names::members(&user.name));
+            .arg(flag(user.disabled))
+            .arg(user.created);
         let created: Result<i64, StoreError> = self
             .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
             .await;
-        self.evict_user(&user.name);
-        let created = created?;
-        Ok(created == 1)
+        self.evict_user(&tag);
+        if created? != 1 {
+            return Ok(false);
+        }
+        // The user list and the admin set, after the record (other slots). If this fails the
+        // user exists and can sign in, but is missing from the list until `sessiond migrate`
+        // enters them again; the guard only counts fewer admins (stricter).
+        let mut groups = index_commands(&self.keys, &user.name, user.created, user.last_login);
+        if crate::store::is_admin(&user.roles) && !user.disabled {
+            let mut add = redis::cmd("SADD");
+            add.arg(self.keys.admins()).arg(&user.name);
+            groups.push(vec![add]);
+        }
+        self.follow_up("user list", groups).await;
+        Ok(true)
     }
 
     async fn set_user_field(
@@ -64,15 +67,71 @@ impl RedisStore {
         field: &str,
         value: &str,
     ) -> Result<bool, StoreError> {
-        let mut invocation = self.scripts.set_user_field.key(self.keys.user(name));
-        invocation.arg(field).arg(value);
+        let tag = self.user_tag(name).await?;
+        let mut invocation = self.scripts.set_user_field.key(self.keys.user(&tag));
+        invocation.arg(name).arg(field).arg(value);
         let updated: Result<i64, StoreError> = self
             .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
             .await;
         self.fence(updated.is_ok()).await;
-        self.evict_user(name);
+        self.evict_user(&tag);
         let updated = updated?;
         Ok(updated == 1)
+    }
+
+    /// The last-admin guard before a change that may take `name` out of the enabled admins:
+    /// atomic on the admin set, so two admins demoting each other at once cannot both pass.
+    async fn release_admin(&self, name: &str, guard: bool) -> Result<bool, StoreError> {
+        let mut invocation = self.scripts.admin_release.key(self.keys.admins());
+        invocation.arg(name).arg(flag(guard));
+        let outcome: i64 = self
+            .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
+            .await?;
+        Ok(outcome == 1)
+    }
+
+    /// After a role or disabled change: the admin set says what the record now says.
+    async fn sync_admin(&self, name: &str, enabled_admin: bool) -> Result<(), StoreError> {
+        let key = self.keys.admins();
+        let name = name.to_owned();
+        self.run(|mut conn| async move {
+            if enabled_admin {
+                conn.sadd::<_, _, ()>(key, name).await
+            } else {
+                conn.srem::<_, _, ()>(key, name).await
+            }
+        })
+        .await
+    }
+
+    /// A change to a user record under the last-admin guard. The record lives in the user's
+    /// slot and the admin set in its own, so the guard comes first (a reservation: the name
+    /// leaves the set unless it is the last), then the record, then the set is written from
+    /// what the record now says. A failure half-way leaves the set with fewer admins than the
+    /// records: the guard is then stricter, never looser, until the user's next change.
+    async fn guarded_change(
+        &self,
+        name: &str,
+        may_remove_admin: bool,
+        protect_last_admin: bool,
+        invocation: redis::ScriptInvocation<'_>,
+        tag: &str,
+    ) -> Result<GuardedChange, StoreError> {
+        if may_remove_admin && !self.release_admin(name, protect_last_admin).await? {
+            return Ok(GuardedChange::LastAdmin);
+        }
+        let outcome: Result<i64, StoreError> = self
+            .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
+            .await;
+        self.fence(outcome.is_ok()).await;
+        self.evict_user(tag);
+        match outcome? {
+            0 => Ok(GuardedChange::NoSuchUser),
+            outcome => {
+                self.sync_admin(name, outcome == 2).await?;
+                Ok(GuardedChange::Done)
+            }
+        }
     }
 
     pub async fn set_roles(
@@ -81,23 +140,17 @@ impl RedisStore {
         roles: &[String],
         protect_last_admin: bool,
     ) -> Result<GuardedChange, StoreError> {
-        let mut invocation = self.scripts.set_roles.key(self.keys.user(name));
+        let tag = self.user_tag(name).await?;
+        let mut invocation = self.scripts.set_roles.key(self.keys.user(&tag));
         invocation
-            .key(self.keys.admins())
-            .key(format!("{}{name}", self.keys.not_before_prefix()))
+            .key(self.keys.not_before(&tag))
             .arg(name)
             .arg(roles.join(","))
-            .arg(flag(crate::store::is_admin(roles)))
-            .arg(flag(protect_last_admin))
             .arg(self.clock.now())
             .arg(self.policy.marker_secs);
-        let outcome: Result<i64, StoreError> = self
-            .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
-            .await;
-        self.fence(outcome.is_ok()).await;
-        self.evict_user(name);
-        let outcome = outcome?;
-        Ok(guarded(outcome))
+        let demotes = !crate::store::is_admin(roles);
+        self.guarded_change(name, demotes, protect_last_admin, invocation, &tag)
+            .await
     }
 
     pub async fn set_disabled(
@@ -106,22 +159,16 @@ impl RedisStore {
         disabled: bool,
         protect_last_admin: bool,
     ) -> Result<GuardedChange, StoreError> {
-        let mut invocation = self.scripts.set_disabled.key(self.keys.user(name));
+        let tag = self.user_tag(name).await?;
+        let mut invocation = self.scripts.set_disabled.key(self.keys.user(&tag));
         invocation
-            .key(self.keys.admins())
-            .key(format!("{}{name}", self.keys.not_before_prefix()))
+            .key(self.keys.not_before(&tag))
             .arg(name)
             .arg(flag(disabled))
-            .arg(flag(protect_last_admin))
             .arg(self.clock.now())
             .arg(self.policy.marker_secs);
-        let outcome: Result<i64, StoreError> = self
-            .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
-            .await;
-        self.fence(outcome.is_ok()).await;
-        self.evict_user(name);
-        let outcome = outcome?;
-        Ok(guarded(outcome))
+        self.guarded_change(name, disabled, protect_last_admin, invocation, &tag)
+            .await
     }
 
     pub async fn set_password(&self, name: &str, phc: &str) -> Result<bool, StoreError> {
@@ -129,14 +176,124 @@ impl RedisStore {
     }
 
     pub async fn note_login(&self, name: &str, at: i64) -> Result<(), StoreError> {
-        let mut invocation = self.scripts.note_login.key(self.keys.user(name));
-        invocation.key(self.keys.users_by_login()).arg(name).arg(at);
-        let result = self
+        let tag = self.user_tag(name).await?;
+        let mut invocation = self.scripts.note_login.key(self.keys.user(&tag));
+        invocation.arg(name).arg(at);
+        let before = self
             .run(|mut conn| async move { invocation.invoke_async::<i64>(&mut conn).await })
-            .await
-            .map(|_| ());
-        self.evict_user(name);
-        result
+            .await;
+        self.evict_user(&tag);
+        let before = before?;
+        if before >= 0 {
+            // The "recently signed in" index, after the record (another slot).
+            let key = self.keys.users_by_login();
+            let mut remove = redis::cmd("ZREM");
+            remove.arg(&key).arg(names::recent_member(before, name));
+            let mut add = redis::cmd("ZADD");
+            add.arg(&key).arg(0).arg(names::recent_member(at, name));
+            self.follow_up("recent sign-ins", vec![vec![remove, add]])
+                .await;
+        }
+        Ok(())
+    }
+
+    /// `sessiond migrate`: user records from the key schema before Redis Cluster support move
+    /// to their tagged keys (one atomic script per user, on the standalone Redis the old
+    /// version ran on), then every user is entered in the user list and the admin set again
+    /// from their record. Idempotent: run it again after a crash. Sessions from before are not
+    /// moved: their cookies carry no tag, so they are refused as unknown (their users sign in
+    /// again) and their keys expire on their own.
+    pub async fn migrate(&self) -> Result<crate::store::Migration, StoreError> {
+        if !matches!(self.source, Source::Standalone(_)) {
+            return Err(StoreError::Unsupported(
+                "sessiond migrate runs on the standalone Redis the previous version used",
+            ));
+        }
+        let mut report = crate::store::Migration::default();
+        let prefix = self.keys.legacy_user_prefix();
+        let pattern = format!("{}*", glob_escape(&prefix));
+        let mut cursor = 0u64;
+        loop {
+            let pattern = pattern.clone();
+            let (next, keys): (u64, Vec<String>) = self
+                .run(|mut conn| async move {
+                    redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(pattern)
+                        .arg("COUNT")
+                        .arg(500)
+                        .query_async(&mut conn)
+                        .await
+                })
+                .await?;
+            for key in keys {
+                let Some(name) = key.strip_prefix(&prefix) else {
+                    continue;
+                };
+                if !names::is_user_name(name) {
+                    continue;
+                }
+                let tag = self.user_tag(name).await?;
+                let mut invocation = self.scripts.migrate_user.key(&key);
+                invocation.key(self.keys.user(&tag)).arg(name);
+                let outcome: i64 = self
+                    .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
+                    .await?;
+                match outcome {
+                    1 => report.moved += 1,
+                    -1 => report.collisions.push(name.to_owned()),
+                    _ => {}
+                }
+            }
+            cursor = next;
+            if cursor == 0 {
+                break;
+            }
+        }
+        let mut after: Option<String> = None;
+        loop {
+            let page = self
+                .lex_page(self.keys.users(), after.as_deref(), 500)
+                .await?;
+            if page.is_empty() {
+                break;
+            }
+            for name in &page {
+                if let Some(user) = self.user(name).await? {
+                    self.index_user(name).await?;
+                    self.sync_admin(name, crate::store::is_admin(&user.roles) && !user.disabled)
+                        .await?;
+                    report.indexed += 1;
+                }
+            }
+            after = page.last().cloned();
+        }
+        let done_key = self.keys.users_tagged();
+        self.run(|mut conn| async move { conn.set::<_, _, ()>(done_key, 1).await })
+            .await?;
+        self.fence(true).await;
+        if let Some(near) = &self.near {
+            near.clear();
+        }
+        Ok(report)
+    }
+
+    /// `migrate`, unless it has run on this store already; nothing on a cluster or behind
+    /// Sentinel, which the previous key schema never ran on. What every start does first, so
+    /// an upgraded deployment's users can sign in before anyone runs `sessiond migrate`.
+    pub async fn migrate_once(&self) -> Result<Option<crate::store::Migration>, StoreError> {
+        if !matches!(self.source, Source::Standalone(_)) {
+            return Ok(None);
+        }
+        let done_key = self.keys.users_tagged();
+        let done: bool = self
+            .run(|mut conn| async move { conn.exists(done_key).await })
+            .await?;
+        if done {
+            return Ok(None);
+        }
+        self.migrate().await.map(Some)
     }
 
     /// Enters every existing user in the name-substring and order indexes, once per store:
@@ -162,20 +319,10 @@ impl RedisStore {
             if page.is_empty() {
                 break;
             }
-            // One atomic script per user, 16 in flight on the multiplexed connection.
-            let results: Vec<Result<i64, StoreError>> = futures_util::stream::iter(&page)
-                .map(|name| {
-                    let mut invocation = self.scripts.index_user.key(self.keys.user(name));
-                    invocation
-                        .key(self.keys.user_suffixes())
-                        .key(self.keys.users_newest())
-                        .key(self.keys.users_by_login())
-                        .arg(name)
-                        .arg(names::members(name));
-                    self.run(move |mut conn| async move {
-                        invocation.invoke_async::<i64>(&mut conn).await
-                    })
-                })
+            // Each user's record is read, then their entries written (idempotent: a user deleted
+            // meanwhile is skipped, one entered twice is entered once); 16 in flight.
+            let results: Vec<Result<(), StoreError>> = futures_util::stream::iter(&page)
+                .map(|name| self.index_user(name))
                 .buffer_unordered(16)
                 .collect()
                 .await;
@@ -188,6 +335,21 @@ impl RedisStore {
         self.run(|mut conn| async move { conn.set::<_, _, ()>(done_key, 1).await })
             .await?;
         Ok(indexed)
+    }
+
+    /// Enters one existing user in the name-substring and order indexes, from their record.
+    async fn index_user(&self, name: &str) -> Result<(), StoreError> {
+        let Some(user) = self.user(name).await? else {
+            return Ok(());
+        };
+        self.run_groups(index_commands(
+            &self.keys,
+            name,
+            user.created,
+            user.last_login,
+        ))
+        .await
+        .map(|_| ())
     }
 
     /// Up to `limit` members of a score-0 index after the member `after`, in byte order.
@@ -268,26 +430,49 @@ impl RedisStore {
         name: &str,
         protect_last_admin: bool,
     ) -> Result<GuardedChange, StoreError> {
-        let mut invocation = self.scripts.delete_user.key(self.keys.user(name));
+        let tag = self.user_tag(name).await?;
+        if !self.release_admin(name, protect_last_admin).await? {
+            return Ok(GuardedChange::LastAdmin);
+        }
+        let mut invocation = self.scripts.delete_user.key(self.keys.user(&tag));
         invocation
-            .key(self.keys.admins())
-            .key(self.keys.users())
-            .key(format!("{}{name}", self.keys.not_before_prefix()))
-            .key(self.keys.user_suffixes())
-            .key(self.keys.users_newest())
-            .key(self.keys.users_by_login())
+            .key(self.keys.not_before(&tag))
             .arg(name)
-            .arg(flag(protect_last_admin))
             .arg(self.clock.now())
-            .arg(self.policy.marker_secs)
-            .arg(names::members(name));
-        let outcome: Result<i64, StoreError> = self
+            .arg(self.policy.marker_secs);
+        let outcome: Result<Option<(i64, i64)>, StoreError> = self
             .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
             .await;
         self.fence(outcome.is_ok()).await;
-        self.evict_user(name);
-        let outcome = outcome?;
-        Ok(guarded(outcome))
+        self.evict_user(&tag);
+        let Some((created, last_login)) = outcome? else {
+            return Ok(GuardedChange::NoSuchUser);
+        };
+        // Out of the user list, after the record (other slots): a failure leaves a name listed
+        // whose record is gone, which the list skips.
+        let mut groups = Vec::new();
+        for (key, member) in [
+            (self.keys.users(), name.to_owned()),
+            (
+                self.keys.users_newest(),
+                names::recent_member(created, name),
+            ),
+            (
+                self.keys.users_by_login(),
+                names::recent_member(last_login, name),
+            ),
+        ] {
+            let mut remove = redis::cmd("ZREM");
+            remove.arg(key).arg(member);
+            groups.push(vec![remove]);
+        }
+        let mut remove = redis::cmd("ZREM");
+        remove
+            .arg(self.keys.user_suffixes())
+            .arg(names::members(name));
+        groups.push(vec![remove]);
+        self.follow_up("user list", groups).await;
+        Ok(GuardedChange::Done)
     }
 
     pub async fn list_users(
@@ -329,26 +514,36 @@ impl RedisStore {
         };
         let names: Vec<String> = rows.into_iter().map(|(_, name)| name).collect();
         let now = self.clock.now();
-        let mut pipe = redis::pipe();
-        for name in &names {
-            pipe.cmd("HMGET").arg(self.keys.user(name)).arg(&[
-                "roles",
-                "disabled",
-                "created",
-                LAST_LOGIN_FIELD,
-            ]);
-            pipe.zcount(self.keys.user_sessions(name), now + 1, "+inf");
-        }
-        let rows: Vec<redis::Value> = self
-            .run(|mut conn| async move { pipe.query_async(&mut conn).await })
-            .await?;
+        let tags = self.tags().await?;
+        // Each user's record and index are in the user's slot: one group per user.
+        let groups = names
+            .iter()
+            .map(|name| {
+                let tag = tags.tag(name);
+                let mut get = redis::cmd("HMGET");
+                get.arg(self.keys.user(&tag)).arg(&[
+                    "roles",
+                    "disabled",
+                    "created",
+                    LAST_LOGIN_FIELD,
+                    "name",
+                ]);
+                let mut count = redis::cmd("ZCOUNT");
+                count
+                    .arg(self.keys.user_sessions(&tag))
+                    .arg(now + 1)
+                    .arg("+inf");
+                vec![get, count]
+            })
+            .collect();
+        let rows = self.run_groups(groups).await?;
         let mut items = Vec::with_capacity(names.len());
         for (name, pair) in names.iter().zip(rows.chunks_exact(2)) {
             let fields: Vec<Option<String>> =
                 redis::from_redis_value_ref(&pair[0]).map_err(redis::RedisError::from)?;
             let live_sessions: u64 =
                 redis::from_redis_value_ref(&pair[1]).map_err(redis::RedisError::from)?;
-            if fields.get(2).cloned().flatten().is_none() {
+            if fields.get(4).cloned().flatten().as_deref() != Some(name) {
                 // Deleted between the index read and this one.
                 continue;
             }
@@ -370,4 +565,44 @@ impl RedisStore {
         self.run(|mut conn| async move { conn.zcard(key).await })
             .await
     }
+}
+
+/// A user's entries in the name, name-substring and order indexes: one group per index key
+/// (each its own slot on a cluster).
+fn index_commands(keys: &Keys, name: &str, created: i64, last_login: i64) -> Vec<Vec<redis::Cmd>> {
+    let mut add_name = redis::cmd("ZADD");
+    add_name.arg(keys.users()).arg(0).arg(name);
+    let mut add_suffixes = redis::cmd("ZADD");
+    add_suffixes.arg(keys.user_suffixes());
+    for member in names::members(name) {
+        add_suffixes.arg(0).arg(member);
+    }
+    let mut add_newest = redis::cmd("ZADD");
+    add_newest
+        .arg(keys.users_newest())
+        .arg(0)
+        .arg(names::recent_member(created, name));
+    let mut add_login = redis::cmd("ZADD");
+    add_login
+        .arg(keys.users_by_login())
+        .arg(0)
+        .arg(names::recent_member(last_login, name));
+    vec![
+        vec![add_name],
+        vec![add_suffixes],
+        vec![add_newest],
+        vec![add_login],
+    ]
+}
+
+/// `text` with SCAN's glob characters escaped.
+fn glob_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
 }

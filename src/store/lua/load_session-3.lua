@@ -1,15 +1,15 @@
+#!lua
 -- Loads a session, enforces idle and absolute expiry, joins the owner's roles and disabled
--- flag, and slides the expiry: the one round trip an authenticated request costs.
--- KEYS[1]  the session hash, {p}s:{sid_hash}
--- ARGV[1]  now (Unix seconds)            ARGV[2]  idle timeout (s)     ARGV[3]  absolute timeout (s)
--- ARGV[4]  touch interval (s)            ARGV[5]  user key prefix {p}u:
--- ARGV[6]  user index prefix {p}us:      ARGV[7]  sid_hash (the handle)
--- ARGV[8]  activity prefix {p}active:    ARGV[9]  activity bucket TTL (s)
--- Returns  the session's fields and values, flat, plus `_roles` and `_h`; false when the
---          session is unknown, expired, or its user is gone or disabled (then it is deleted).
--- The user, index and activity keys are derived from what the script reads, which only a
--- standalone Redis (or a primary with replicas) allows, until the cluster key schema
--- declares them.
+-- flag, and slides the expiry: the one round trip an authenticated request costs. Every key
+-- is declared and carries the session's tag, so the script runs on one node of a cluster.
+-- KEYS[1]  the session hash {p}{T}s:{h}   KEYS[2]  its owner's record {p}{T}u
+-- KEYS[3]  the owner's index {p}{T}us
+-- ARGV[1]  now (Unix seconds)   ARGV[2]  idle timeout (s)   ARGV[3]  absolute timeout (s)
+-- ARGV[4]  touch interval (s)   ARGV[5]  the handle T.h
+-- Returns  the session's fields and values, flat, plus `_roles`, `_h` and, when this load
+--          slid the expiry, `_t` (the caller then counts the session as active); false when
+--          the session is unknown, expired, or its user is gone, disabled or not the one the
+--          record names (then it is deleted).
 local raw = redis.call('HGETALL', KEYS[1])
 if #raw == 0 then return false end
 local created, seen, uid = 0, 0, nil
@@ -25,26 +25,22 @@ local idle = tonumber(ARGV[2])
 local absolute = tonumber(ARGV[3])
 local function drop()
   redis.call('DEL', KEYS[1])
-  if uid then redis.call('ZREM', ARGV[6] .. uid, ARGV[7]) end
+  if uid then redis.call('ZREM', KEYS[3], ARGV[5]) end
   return false
 end
 if now >= math.min(seen + idle, created + absolute) then return drop() end
 local roles = ''
 if uid then
-  local user = redis.call('HMGET', ARGV[5] .. uid, 'roles', 'disabled')
-  if not user[1] or user[2] == '1' then return drop() end
-  roles = user[1]
+  local user = redis.call('HMGET', KEYS[2], 'name', 'roles', 'disabled')
+  if user[1] ~= uid or not user[2] or user[3] == '1' then return drop() end
+  roles = user[2]
 end
+local touched = false
 if now - seen >= tonumber(ARGV[4]) then
   local expires = math.min(now + idle, created + absolute)
   redis.call('HSET', KEYS[1], '_s', ARGV[1])
   redis.call('EXPIREAT', KEYS[1], expires)
-  if uid then
-    redis.call('ZADD', ARGV[6] .. uid, expires, ARGV[7])
-    local active = ARGV[8] .. math.floor(now / 60)
-    redis.call('PFADD', active, ARGV[7])
-    redis.call('EXPIRE', active, ARGV[9])
-  end
+  if uid then redis.call('ZADD', KEYS[3], expires, ARGV[5]) end
   for i = 1, #raw, 2 do
     if raw[i] == '_s' then raw[i + 1] = ARGV[1] end
   end
@@ -52,9 +48,14 @@ if now - seen >= tonumber(ARGV[4]) then
   -- the write took the session out of Redis's tracking table without telling it; reading it
   -- again tracks it anew, so the touched session can be cached.
   redis.call('EXISTS', KEYS[1])
+  touched = uid ~= nil
 end
 raw[#raw + 1] = '_roles'
 raw[#raw + 1] = roles
 raw[#raw + 1] = '_h'
-raw[#raw + 1] = ARGV[7]
+raw[#raw + 1] = ARGV[5]
+if touched then
+  raw[#raw + 1] = '_t'
+  raw[#raw + 1] = '1'
+end
 return raw

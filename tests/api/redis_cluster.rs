@@ -1,0 +1,335 @@
+//! Distributed Redis for the tests, started on free ports like `RedisServer`: a Redis Cluster
+//! (three masters, optionally a replica each) and a Sentinel group (a master, a replica and
+//! three sentinels). Both are torn down with the test.
+
+use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::redis_server::{RedisServer, free_port, require_binary};
+
+const CLUSTER_ARGS: &[&str] = &[
+    "--cluster-enabled",
+    "yes",
+    "--cluster-config-file",
+    "nodes.conf",
+    // Failover after one second without a master, as in the issue's scenario.
+    "--cluster-node-timeout",
+    "1000",
+    // A replica's first sync starts at once (the default waits 5 s for more replicas), and
+    // a replica that never synced is not allowed to take over.
+    "--repl-diskless-sync-delay",
+    "0",
+];
+
+pub struct RedisCluster {
+    /// Masters first, then (when asked for) one replica per master in the same order.
+    pub nodes: Vec<RedisServer>,
+    pub masters: usize,
+}
+
+impl RedisCluster {
+    /// Three masters sharing the 16,384 slots evenly, and `replicas` replicas of each.
+    pub fn start(replicas: usize) -> RedisCluster {
+        const MASTERS: usize = 3;
+        let nodes: Vec<RedisServer> = (0..MASTERS * (1 + replicas))
+            .map(|_| RedisServer::start_with_args(CLUSTER_ARGS))
+            .collect();
+        let cluster = RedisCluster {
+            nodes,
+            masters: MASTERS,
+        };
+        // Slots by hand (what `redis-cli --cluster create` does, without its one-second
+        // sleeps): ranges, then every node meets the first, then replicas follow their master.
+        for (i, node) in cluster.nodes[..MASTERS].iter().enumerate() {
+            let first = i * 16384 / MASTERS;
+            let last = (i + 1) * 16384 / MASTERS - 1;
+            let _: () = redis::cmd("CLUSTER")
+                .arg("ADDSLOTSRANGE")
+                .arg(first)
+                .arg(last)
+                .query(&mut node.connection().unwrap())
+                .expect("CLUSTER ADDSLOTSRANGE");
+        }
+        let first_port = cluster.nodes[0].port();
+        for node in &cluster.nodes[1..] {
+            let _: () = redis::cmd("CLUSTER")
+                .arg("MEET")
+                .arg("127.0.0.1")
+                .arg(first_port)
+                .query(&mut node.connection().unwrap())
+                .expect("CLUSTER MEET");
+        }
+        let ids: Vec<String> = cluster.nodes[..MASTERS]
+            .iter()
+            .map(|node| {
+                redis::cmd("CLUSTER")
+                    .arg("MYID")
+                    .query(&mut node.connection().unwrap())
+                    .unwrap()
+            })
+            .collect();
+        for (i, replica) in cluster.nodes[MASTERS..].iter().enumerate() {
+            let master = &ids[i % MASTERS];
+            wait_for(
+                Duration::from_secs(10),
+                "a replica to learn its master",
+                || {
+                    redis::cmd("CLUSTER")
+                        .arg("REPLICATE")
+                        .arg(master)
+                        .query::<()>(&mut replica.connection().unwrap())
+                        .is_ok()
+                },
+            );
+        }
+        cluster.wait_until_ok();
+        for replica in &cluster.nodes[MASTERS..] {
+            wait_for(Duration::from_secs(20), "a replica's first sync", || {
+                redis::cmd("INFO")
+                    .arg("replication")
+                    .query::<String>(&mut replica.connection().unwrap())
+                    .is_ok_and(|info| info.contains("master_link_status:up"))
+            });
+        }
+        cluster
+    }
+
+    /// Waits until every live node says `cluster_state:ok` and knows every other.
+    pub fn wait_until_ok(&self) {
+        wait_for(Duration::from_secs(20), "cluster_state:ok", || {
+            self.nodes.iter().all(|node| {
+                let Ok(mut conn) = node.connection() else {
+                    return true; // killed on purpose
+                };
+                let info: String = redis::cmd("CLUSTER")
+                    .arg("INFO")
+                    .query(&mut conn)
+                    .unwrap_or_default();
+                info.contains("cluster_state:ok")
+                    && info.contains(&format!("cluster_known_nodes:{}", self.nodes.len()))
+            })
+        });
+    }
+
+    /// `redis+cluster://h:p,h:p,...`: every node, as `store.url` takes it.
+    pub fn url(&self) -> String {
+        let nodes: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port()))
+            .collect();
+        format!("redis+cluster://{}", nodes.join(","))
+    }
+
+    /// A cluster-aware client connection, for tests that look at keys directly.
+    pub fn connection(&self) -> redis::cluster::ClusterConnection {
+        let nodes: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("redis://127.0.0.1:{}", n.port()))
+            .collect();
+        redis::cluster::ClusterClient::new(nodes)
+            .unwrap()
+            .get_connection()
+            .expect("a cluster connection")
+    }
+
+    /// `calls` per command, summed over every node.
+    pub fn command_calls(&self) -> HashMap<String, u64> {
+        let mut total = HashMap::new();
+        for node in &self.nodes {
+            for (command, calls) in node.command_calls() {
+                *total.entry(command).or_insert(0) += calls;
+            }
+        }
+        total
+    }
+}
+
+/// A Sentinel group: one master, one replica, three sentinels watching them as `mymaster`,
+/// `down-after-milliseconds 1000`.
+pub struct SentinelGroup {
+    /// The first master and its replica; which is master changes with failovers.
+    pub servers: Vec<RedisServer>,
+    sentinels: Vec<Sentinel>,
+}
+
+struct Sentinel {
+    port: u16,
+    dir: std::path::PathBuf,
+    child: Mutex<Option<Child>>,
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.lock().unwrap().take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+pub const MASTER_NAME: &str = "mymaster";
+
+impl SentinelGroup {
+    pub fn start() -> SentinelGroup {
+        require_binary("redis-server", "redis-server");
+        // As deploy/redis.conf runs Redis: every write in the append-only file before it is
+        // answered, so a killed master comes back with its data, as in production (without
+        // it, a master restarted empty and promoted again by a second failover loses
+        // everything, whatever sessiond does). Syncs start at once (the default waits 5 s).
+        const DURABLE: &[&str] = &[
+            "--appendonly",
+            "yes",
+            "--appendfsync",
+            "always",
+            "--repl-diskless-sync-delay",
+            "0",
+        ];
+        let master = RedisServer::start_with_args(DURABLE);
+        let replicaof = master.port().to_string();
+        let replica = RedisServer::start_with_args(
+            &[&["--replicaof", "127.0.0.1", replicaof.as_str()], DURABLE].concat(),
+        );
+        wait_for(Duration::from_secs(10), "the replica to sync", || {
+            let info: String = redis::cmd("INFO")
+                .arg("replication")
+                .query(&mut replica.connection().unwrap())
+                .unwrap_or_default();
+            info.contains("master_link_status:up")
+        });
+        let sentinels = (0..3)
+            .map(|_| {
+                let port = free_port();
+                let dir = std::env::temp_dir()
+                    .join(format!("sessiond-sentinel-{}-{port}", std::process::id()));
+                std::fs::create_dir_all(&dir).unwrap();
+                let config = dir.join("sentinel.conf");
+                std::fs::write(
+                    &config,
+                    format!(
+                        "port {port}\nbind 127.0.0.1\ndir {}\n\
+                         sentinel monitor {MASTER_NAME} 127.0.0.1 {} 2\n\
+                         sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
+                         sentinel failover-timeout {MASTER_NAME} 4000\n\
+                         sentinel parallel-syncs {MASTER_NAME} 1\n",
+                        dir.display(),
+                        master.port()
+                    ),
+                )
+                .unwrap();
+                let child = Command::new("redis-server")
+                    .arg(&config)
+                    .arg("--sentinel")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("redis-server --sentinel starts");
+                Sentinel {
+                    port,
+                    dir,
+                    child: Mutex::new(Some(child)),
+                }
+            })
+            .collect();
+        let group = SentinelGroup {
+            servers: vec![master, replica],
+            sentinels,
+        };
+        // Ready when every sentinel knows the replica and the other two sentinels.
+        wait_for(Duration::from_secs(20), "the sentinels to agree", || {
+            group.sentinels.iter().all(|s| {
+                let Ok(mut conn) = sentinel_connection(s.port) else {
+                    return false;
+                };
+                let master: Vec<(String, String)> = redis::cmd("SENTINEL")
+                    .arg("MASTER")
+                    .arg(MASTER_NAME)
+                    .query::<Vec<String>>(&mut conn)
+                    .map(|flat| {
+                        flat.chunks(2)
+                            .map(|kv| (kv[0].clone(), kv.get(1).cloned().unwrap_or_default()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let field = |name: &str| {
+                    master
+                        .iter()
+                        .find(|(k, _)| k == name)
+                        .map(|(_, v)| v.clone())
+                        .unwrap_or_default()
+                };
+                field("num-slaves") == "1" && field("num-other-sentinels") == "2"
+            })
+        });
+        group
+    }
+
+    /// `redis+sentinel://s1,s2,s3/mymaster`.
+    pub fn url(&self) -> String {
+        let sentinels: Vec<String> = self
+            .sentinels
+            .iter()
+            .map(|s| format!("127.0.0.1:{}", s.port))
+            .collect();
+        format!("redis+sentinel://{}/{MASTER_NAME}", sentinels.join(","))
+    }
+
+    /// The port the sentinels name as master now.
+    pub fn master_port(&self) -> u16 {
+        let mut conn = sentinel_connection(self.sentinels[0].port).unwrap();
+        let (_, port): (String, u16) = redis::cmd("SENTINEL")
+            .arg("GET-MASTER-ADDR-BY-NAME")
+            .arg(MASTER_NAME)
+            .query(&mut conn)
+            .unwrap();
+        port
+    }
+
+    /// `SENTINEL FAILOVER`: a graceful switch; the old master lives on as a replica.
+    pub fn failover(&self) {
+        let mut conn = sentinel_connection(self.sentinels[0].port).unwrap();
+        let _: () = redis::cmd("SENTINEL")
+            .arg("FAILOVER")
+            .arg(MASTER_NAME)
+            .query(&mut conn)
+            .expect("SENTINEL FAILOVER");
+    }
+
+    /// Waits until the sentinels name a master other than `old` and it says it is one.
+    pub fn wait_for_new_master(&self, old: u16) -> u16 {
+        let mut new = old;
+        wait_for(Duration::from_secs(30), "a new master", || {
+            new = self.master_port();
+            new != old
+                && self
+                    .servers
+                    .iter()
+                    .find(|s| s.port() == new)
+                    .and_then(|s| s.connection().ok())
+                    .and_then(|mut c| {
+                        redis::cmd("INFO")
+                            .arg("replication")
+                            .query::<String>(&mut c)
+                            .ok()
+                    })
+                    .is_some_and(|info| info.contains("role:master"))
+        });
+        new
+    }
+}
+
+fn sentinel_connection(port: u16) -> redis::RedisResult<redis::Connection> {
+    redis::Client::open(format!("redis://127.0.0.1:{port}"))?.get_connection()
+}
+
+pub fn wait_for(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !ready() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
