@@ -413,35 +413,52 @@ impl RedisStore {
         }
     }
 
-    /// After an acknowledged write that must survive a failover (a session's creation, a
-    /// logout, a revocation): with `store.min_replicas_acked = N`, waits until N replicas hold
-    /// every write made on this connection so far, or fails (503: the write may or may not
+    /// A script whose write must survive a failover (a session's creation, a logout, a
+    /// revocation), and with `store.min_replicas_acked = N` (and `wait`), a `WAIT N` on the
+    /// same connection in the same exchange: WAIT counts the writes of the connection it is
+    /// sent on, so on any other (a thread's connection replaced in between) it would answer
+    /// at once and acknowledge a write no replica holds. Returns the script's reply, and
+    /// separately whether enough replicas hold it (503 if not: the write happened but may not
     /// survive a failover, so it is not acknowledged).
-    async fn replicated(&self) -> Result<(), StoreError> {
-        if self.min_replicas_acked == 0 {
-            return Ok(());
-        }
-        let wanted = i64::from(self.min_replicas_acked);
+    async fn run_acked(
+        &self,
+        invocation: redis::ScriptInvocation<'_>,
+        wait: bool,
+    ) -> (Result<i64, StoreError>, Result<(), StoreError>) {
+        let wanted = if wait {
+            i64::from(self.min_replicas_acked)
+        } else {
+            0
+        };
         // Within the exchange's own timeout, so WAIT's answer arrives before we give up on it.
         let wait_ms = (self.timeout_ms() / 2).max(1);
-        let acked: i64 = self
+        let exchanged = self
             .run(|mut conn| async move {
-                redis::cmd("WAIT")
+                let reply = invocation.invoke_async::<i64>(&mut conn).await?;
+                if wanted == 0 {
+                    return Ok((reply, 0));
+                }
+                let acked: i64 = redis::cmd("WAIT")
                     .arg(wanted)
                     .arg(wait_ms)
                     .query_async(&mut conn)
-                    .await
+                    .await?;
+                Ok((reply, acked))
             })
-            .await?;
-        if acked < wanted {
-            return Err(
-                self.count_error(StoreError::Unreachable(StoreCause::NotReplicated {
-                    acked,
-                    wanted,
-                })),
-            );
+            .await;
+        match exchanged {
+            Ok((reply, acked)) if acked < wanted => (
+                Ok(reply),
+                Err(
+                    self.count_error(StoreError::Unreachable(StoreCause::NotReplicated {
+                        acked,
+                        wanted,
+                    })),
+                ),
+            ),
+            Ok((reply, _)) => (Ok(reply), Ok(())),
+            Err(err) => (Err(err), Ok(())),
         }
-        Ok(())
     }
 
     fn count_error(&self, err: StoreError) -> StoreError {

@@ -180,10 +180,10 @@ impl RedisStore {
             .arg(now)
             .arg(super::SEEN_FIELD)
             .arg(now);
-        self.run(|mut conn| async move { invocation.invoke_async::<i64>(&mut conn).await })
-            .await?;
+        let (written, replicated) = self.run_acked(invocation, uid.is_some()).await;
+        written?;
+        replicated?;
         if uid.is_some() {
-            self.replicated().await?;
             // The "all sessions" stream (trimmed by server time to the absolute timeout) and
             // this minute's activity: views in slots of their own, written after the session.
             let mut add = redis::cmd("XADD");
@@ -229,14 +229,11 @@ impl RedisStore {
             .key(self.keys.deny(sid_hash))
             .arg(sid_hash)
             .arg(self.policy.marker_secs);
-        let result = self
-            .run(|mut conn| async move { invocation.invoke_async::<i64>(&mut conn).await })
-            .await
-            .map(|_| ());
+        let (result, replicated) = self.run_acked(invocation, true).await;
         self.fence(result.is_ok()).await;
         self.evict_session(sid_hash);
         result?;
-        self.replicated().await
+        replicated
     }
 
     pub async fn session_ending(&self, sid_hash: &str) -> Result<Option<Ending>, StoreError> {
@@ -346,6 +343,7 @@ impl RedisStore {
         let mut result = Err(StoreError::Corrupt(format!(
             "{user:?}'s session index kept changing during revoke-all"
         )));
+        let mut replicated = Ok(());
         for _ in 0..16 {
             let key = index.clone();
             let handles: Vec<String> = self
@@ -366,13 +364,12 @@ impl RedisStore {
             for handle in &handles {
                 invocation.arg(handle);
             }
-            let outcome = self
-                .run(|mut conn| async move { invocation.invoke_async::<i64>(&mut conn).await })
-                .await;
+            let (outcome, acked) = self.run_acked(invocation, true).await;
             match outcome {
                 Ok(-1) => continue,
                 Ok(live) => {
                     result = Ok(live.max(0) as u64);
+                    replicated = acked;
                     break;
                 }
                 Err(err) => {
@@ -384,7 +381,7 @@ impl RedisStore {
         self.fence(result.is_ok()).await;
         self.evict_user(&tag);
         let live = result?;
-        self.replicated().await?;
+        replicated?;
         Ok(live)
     }
 
@@ -402,13 +399,11 @@ impl RedisStore {
             .arg(handle)
             .arg(self.policy.marker_secs)
             .arg(self.clock.now());
-        let deleted: Result<i64, StoreError> = self
-            .run(|mut conn| async move { invocation.invoke_async(&mut conn).await })
-            .await;
+        let (deleted, replicated) = self.run_acked(invocation, true).await;
         self.fence(deleted.is_ok()).await;
         self.evict_session(handle);
         let deleted = deleted?;
-        self.replicated().await?;
+        replicated?;
         Ok(deleted == 1)
     }
 
