@@ -19,7 +19,7 @@
 //! - a `READONLY` answer or a lost connection forgets the master, so the next command finds it
 //!   again.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -32,6 +32,10 @@ use crate::store::{StoreCause, StoreError};
 /// How often the master's address is asked again besides the `+switch-master` messages.
 const POLL: Duration = Duration::from_secs(1);
 
+/// Answers in a row, all sentinels asked, naming an older configuration epoch than the one
+/// followed, before it is taken as the truth (about five seconds of polls).
+const STALE_ANSWERS: u32 = 5;
+
 /// Where the sentinels say the master is, and the configuration epoch of that answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Master {
@@ -43,8 +47,11 @@ struct Master {
 pub struct SentinelWatch {
     target: SentinelTarget,
     master: RwLock<Option<Master>>,
-    /// The highest configuration epoch followed so far: never go back below it.
+    /// The highest configuration epoch followed so far: never go back below it (but see
+    /// `set_master`).
     epoch: AtomicU64,
+    /// Answers in a row that named an older epoch than `epoch`.
+    stale_answers: AtomicU32,
     generation: AtomicU64,
     listening: AtomicBool,
     timeout: Duration,
@@ -56,6 +63,7 @@ impl SentinelWatch {
             target,
             master: RwLock::new(None),
             epoch: AtomicU64::new(0),
+            stale_answers: AtomicU32::new(0),
             generation: AtomicU64::new(0),
             listening: AtomicBool::new(false),
             timeout,
@@ -73,12 +81,25 @@ impl SentinelWatch {
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
-    /// Follows `found` unless an answer of a later configuration epoch was followed already.
+    /// Follows `found` unless an answer of a later configuration epoch was followed already;
+    /// but when every sentinel has answered an older epoch `STALE_ANSWERS` times in a row
+    /// (sentinels redeployed or reset start again from 0), their answer is the truth now, or
+    /// the app would find no master until it restarts.
     fn set_master(&self, found: Master) {
         let mut master = self.master.write().unwrap_or_else(|p| p.into_inner());
-        if found.epoch < self.epoch.load(Ordering::Acquire) {
-            return;
+        let followed = self.epoch.load(Ordering::Acquire);
+        if found.epoch < followed {
+            if self.stale_answers.fetch_add(1, Ordering::AcqRel) + 1 < STALE_ANSWERS {
+                return;
+            }
+            tracing::warn!(
+                followed,
+                now = found.epoch,
+                "every sentinel names an older configuration epoch than the one followed \
+                 (sentinels reset?): following them"
+            );
         }
+        self.stale_answers.store(0, Ordering::Release);
         self.epoch.store(found.epoch, Ordering::Release);
         let same_node = master
             .as_ref()
@@ -265,5 +286,67 @@ impl SentinelWatch {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::redis::topology::Topology;
+
+    fn watch() -> Arc<SentinelWatch> {
+        let Some(Topology::Sentinel(target)) =
+            Topology::parse("redis+sentinel://127.0.0.1:1,127.0.0.1:2/mymaster")
+        else {
+            panic!("a sentinel URL");
+        };
+        SentinelWatch::new(target, Duration::from_secs(1))
+    }
+
+    fn at(port: u16, epoch: u64) -> Master {
+        Master {
+            host: "127.0.0.1".into(),
+            port,
+            epoch,
+        }
+    }
+
+    fn followed(watch: &SentinelWatch) -> Option<u16> {
+        watch.master.read().unwrap().as_ref().map(|m| m.port)
+    }
+
+    #[test]
+    fn an_older_configuration_is_not_followed_back() {
+        let watch = watch();
+        watch.set_master(at(7000, 3));
+        let generation = watch.generation();
+
+        // A lagging sentinel's answer: the old master, an older epoch.
+        watch.set_master(at(7001, 2));
+
+        assert_eq!(followed(&watch), Some(7000));
+        assert_eq!(watch.generation(), generation, "no connection dropped");
+        // A newer configuration is followed, and every kept connection goes.
+        watch.set_master(at(7001, 4));
+        assert_eq!(followed(&watch), Some(7001));
+        assert!(watch.generation() > generation);
+    }
+
+    #[test]
+    fn sentinels_that_all_start_over_are_followed_after_a_while() {
+        let watch = watch();
+        watch.set_master(at(7000, 9));
+        for _ in 1..STALE_ANSWERS {
+            watch.set_master(at(7001, 0));
+            assert_eq!(followed(&watch), Some(7000));
+        }
+
+        watch.set_master(at(7001, 0));
+
+        assert_eq!(
+            followed(&watch),
+            Some(7001),
+            "not stuck on a forgotten epoch"
+        );
     }
 }

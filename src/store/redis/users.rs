@@ -104,10 +104,31 @@ impl RedisStore {
         .await
     }
 
+    /// The admin set says what `name`'s record says *now*, not what this change wrote: two
+    /// changes of one user racing (a promotion and a demotion) write their records in one
+    /// order and could write the set in the other, leaving a demoted user counted as an admin
+    /// (a looser guard). So the record is read, the set written, the record read again, until
+    /// the two reads agree: whichever change syncs last writes the last record's state.
+    async fn sync_admin_with_record(&self, name: &str) -> Result<(), StoreError> {
+        let enabled_admin = |user: Option<UserRecord>| {
+            user.is_some_and(|u| crate::store::is_admin(&u.roles) && !u.disabled)
+        };
+        let mut state = enabled_admin(self.user(name).await?);
+        for _ in 0..8 {
+            self.sync_admin(name, state).await?;
+            let now = enabled_admin(self.user(name).await?);
+            if now == state {
+                return Ok(());
+            }
+            state = now;
+        }
+        Ok(())
+    }
+
     /// A change to a user record under the last-admin guard. The record lives in the user's
     /// slot and the admin set in its own, so the guard comes first (a reservation: the name
     /// leaves the set unless it is the last), then the record, then the set is written from
-    /// what the record now says. A failure half-way leaves the set with fewer admins than the
+    /// what the record now says (`sync_admin_with_record`). A failure half-way leaves the set with fewer admins than the
     /// records: the guard is then stricter, never looser, until the user's next change.
     async fn guarded_change(
         &self,
@@ -127,8 +148,8 @@ impl RedisStore {
         self.evict_user(tag);
         match outcome? {
             0 => Ok(GuardedChange::NoSuchUser),
-            outcome => {
-                self.sync_admin(name, outcome == 2).await?;
+            _ => {
+                self.sync_admin_with_record(name).await?;
                 Ok(GuardedChange::Done)
             }
         }
