@@ -57,6 +57,10 @@ pub enum Command {
         /// Use this Redis instead of starting a redis-server of our own.
         #[arg(long)]
         redis_url: Option<String>,
+        /// The Redis Cluster (`redis+cluster://h:p,…`) of the "session (Redis Cluster)" mode,
+        /// instead of the three masters the benchmark starts.
+        #[arg(long)]
+        store_url: Option<String>,
         /// Where the report goes.
         #[arg(long, default_value = "bench")]
         out: std::path::PathBuf,
@@ -150,6 +154,7 @@ pub async fn main() -> ExitCode {
         Command::Bench {
             quick,
             redis_url,
+            store_url,
             out,
             render: None,
             sessions,
@@ -160,6 +165,7 @@ pub async fn main() -> ExitCode {
             let options = crate::bench::BenchOptions {
                 quick,
                 redis_url,
+                store_url,
                 out,
                 sessions,
                 rounds,

@@ -10,33 +10,81 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use super::BenchError;
 use super::fleet::RunningApp;
 
-pub type Redis = redis::aio::MultiplexedConnection;
+/// The Redis servers a mode's store is made of, each asked directly: one, or every master of
+/// a cluster. Counts and memory are their sums.
+pub struct Redis {
+    nodes: Vec<redis::aio::MultiplexedConnection>,
+}
 
-/// One field of `INFO commandstats` per command (`calls=` or `usec=`).
+impl Redis {
+    /// `urls`: one `redis://` URL per server.
+    pub async fn connect(urls: &[String]) -> Result<Redis, BenchError> {
+        let mut nodes = Vec::with_capacity(urls.len());
+        for url in urls {
+            nodes.push(
+                redis::Client::open(url.as_str())?
+                    .get_multiplexed_async_connection()
+                    .await?,
+            );
+        }
+        if nodes.is_empty() {
+            return Err(BenchError::Setup("no Redis server to measure".into()));
+        }
+        Ok(Redis { nodes })
+    }
+
+    /// The first server, for what any one of them can tell (its version).
+    pub fn first(&mut self) -> &mut redis::aio::MultiplexedConnection {
+        &mut self.nodes[0]
+    }
+
+    async fn info(&mut self, section: &str) -> Result<Vec<String>, BenchError> {
+        let mut sections = Vec::with_capacity(self.nodes.len());
+        for node in &mut self.nodes {
+            sections.push(redis::cmd("INFO").arg(section).query_async(node).await?);
+        }
+        Ok(sections)
+    }
+}
+
+/// One field of `INFO commandstats` per command (`calls=` or `usec=`), summed over the servers.
 pub async fn command_stat(
     redis: &mut Redis,
     field: &str,
 ) -> Result<HashMap<String, u64>, BenchError> {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(redis)
-        .await?;
-    Ok(info
-        .lines()
-        .filter_map(|line| {
-            let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-            let value = rest.split(',').find_map(|kv| kv.strip_prefix(field))?;
-            Some((name.to_owned(), value.parse().ok()?))
-        })
-        .collect())
+    let mut total = HashMap::new();
+    for info in redis.info("commandstats").await? {
+        for line in info.lines() {
+            let Some((name, rest)) = line
+                .strip_prefix("cmdstat_")
+                .and_then(|l| l.split_once(':'))
+            else {
+                continue;
+            };
+            let Some(value) = rest
+                .split(',')
+                .find_map(|kv| kv.strip_prefix(field))
+                .and_then(|v| v.parse::<u64>().ok())
+            else {
+                continue;
+            };
+            *total.entry(name.to_owned()).or_insert(0) += value;
+        }
+    }
+    Ok(total)
 }
 
+/// `used_memory`, summed over the servers.
 pub async fn used_memory(redis: &mut Redis) -> Result<i64, BenchError> {
-    let info: String = redis::cmd("INFO").arg("memory").query_async(redis).await?;
-    info.lines()
-        .find_map(|l| l.strip_prefix("used_memory:"))
-        .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| BenchError::Setup("INFO memory has no used_memory".into()))
+    let mut total = 0;
+    for info in redis.info("memory").await? {
+        total += info
+            .lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .ok_or_else(|| BenchError::Setup("INFO memory has no used_memory".into()))?;
+    }
+    Ok(total)
 }
 
 /// Round trips `app` has made to Redis so far (its own counter, from `/metrics`, whose scrape

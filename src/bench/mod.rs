@@ -61,6 +61,9 @@ pub enum BenchError {
 pub struct BenchOptions {
     pub quick: bool,
     pub redis_url: Option<String>,
+    /// The Redis Cluster of the `session (Redis Cluster)` mode (`redis+cluster://…`) instead
+    /// of the three masters the benchmark starts.
+    pub store_url: Option<String>,
     pub out: PathBuf,
     /// Live credentials the load spreads over (default 10,000).
     pub sessions: Option<usize>,
@@ -76,6 +79,8 @@ pub struct BenchOptions {
 pub enum Kind {
     NoAuth,
     SessionRedis,
+    /// Session on a three-master Redis Cluster (`--store-url`, or one the benchmark starts).
+    SessionCluster,
     /// Session on Redis with the near-cache (`store.near_cache`).
     SessionNearCache,
     /// Session on Redis, asked through `/api/authz/forward-auth` as a reverse proxy asks.
@@ -128,9 +133,14 @@ impl Kind {
     }
 }
 
-pub const MODES: [(&str, &str, Kind); 10] = [
+pub const MODES: [(&str, &str, Kind); 11] = [
     ("no-auth", "no auth (ceiling)", Kind::NoAuth),
     ("session-redis", "session (Redis)", Kind::SessionRedis),
+    (
+        "session-cluster",
+        "session (Redis Cluster)",
+        Kind::SessionCluster,
+    ),
     (
         "session-near-cache",
         "session (Redis + near-cache)",
@@ -377,6 +387,9 @@ impl Deployed {
 struct Context {
     redis_url: String,
     redis: cost::Redis,
+    /// The cluster mode's store, and its masters asked directly.
+    cluster_url: String,
+    cluster: cost::Redis,
     keys: SharedKeys,
     phc: String,
     workers: usize,
@@ -385,6 +398,23 @@ struct Context {
 }
 
 impl Context {
+    fn store_url(&self, kind: Kind) -> &str {
+        if kind == Kind::SessionCluster {
+            &self.cluster_url
+        } else {
+            &self.redis_url
+        }
+    }
+
+    /// The servers that hold `kind`'s data, for counting their work and memory.
+    fn redis_for(&mut self, kind: Kind) -> &mut cost::Redis {
+        if kind == Kind::SessionCluster {
+            &mut self.cluster
+        } else {
+            &mut self.redis
+        }
+    }
+
     fn file(&self, name: &str) -> PathBuf {
         std::env::temp_dir().join(format!("sessiond-bench-{}-{name}", self.run_id))
     }
@@ -400,7 +430,7 @@ async fn deploy(
     adjust: impl Fn(&mut Settings),
     credentials: usize,
 ) -> Result<Deployed, BenchError> {
-    let mut settings = settings_for(kind, &ctx.redis_url, prefix, &ctx.keys, ctx.workers);
+    let mut settings = settings_for(kind, ctx.store_url(kind), prefix, &ctx.keys, ctx.workers);
     adjust(&mut settings);
     let a = RunningApp::start(settings.clone()).await?;
     let b = RunningApp::start(settings.clone()).await?;
@@ -455,10 +485,10 @@ async fn deploy(
     // Users exist before the memory is measured: the figure is what sessions add.
     let users = owners(credentials);
     add_users(&deployed.a.store, &users, &ctx.phc).await?;
-    let before = used_memory(&mut ctx.redis).await?;
+    let before = used_memory(ctx.redis_for(kind)).await?;
     let lines_a = issue_many(&issuer, &deployed.a.store, credentials, &users).await?;
     if kind.uses_redis() {
-        let after = used_memory(&mut ctx.redis).await?;
+        let after = used_memory(ctx.redis_for(kind)).await?;
         deployed.redis_bytes_per_session = Some((after - before) as f64 / credentials as f64);
     }
     let lines_b = if kind == Kind::SessionMemory {
@@ -505,9 +535,17 @@ pub async fn run(options: BenchOptions) -> Result<Report, BenchError> {
         .clone()
         .or_else(|| own_redis.as_ref().map(|r| r.url.clone()))
         .unwrap_or_default();
-    let redis = redis::Client::open(redis_url.as_str())?
-        .get_multiplexed_async_connection()
-        .await?;
+    let redis = cost::Redis::connect(std::slice::from_ref(&redis_url)).await?;
+    let own_cluster = match &options.store_url {
+        Some(_) => None,
+        None => Some(redis_process::ClusterProcess::start().await?),
+    };
+    let cluster_url = options
+        .store_url
+        .clone()
+        .or_else(|| own_cluster.as_ref().map(|c| c.url()))
+        .unwrap_or_default();
+    let cluster = cost::Redis::connect(&cluster_masters(&cluster_url).await?).await?;
     // Two instances share the machine the way one instance would: half the cores each.
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let phc = crate::auth::password::hash_password(PASSWORD.to_owned())
@@ -519,6 +557,8 @@ pub async fn run(options: BenchOptions) -> Result<Report, BenchError> {
     let mut ctx = Context {
         redis_url,
         redis,
+        cluster_url,
+        cluster,
         keys: SharedKeys::new()?,
         phc,
         workers: (cores / 2).max(1),
@@ -588,7 +628,7 @@ pub async fn run(options: BenchOptions) -> Result<Report, BenchError> {
     for (mode, figures) in fleet.iter().zip(rounds) {
         progress.set_message(format!("{}: Redis cost, page view", mode.label));
         let redis_cost = if mode.kind.uses_redis() {
-            Some(cost::per_request(&mode.a, &mut ctx.redis, &mode.sample_cookie).await?)
+            Some(cost::per_request(&mode.a, ctx.redis_for(mode.kind), &mode.sample_cookie).await?)
         } else {
             None
         };
@@ -599,7 +639,7 @@ pub async fn run(options: BenchOptions) -> Result<Report, BenchError> {
         };
         let page_view = cost::page_view(
             &mode.a,
-            mode.kind.uses_redis().then_some(&mut ctx.redis),
+            mode.kind.uses_redis().then_some(ctx.redis_for(mode.kind)),
             &mode.sample_cookie,
         )
         .await?;
@@ -744,6 +784,7 @@ pub async fn run(options: BenchOptions) -> Result<Report, BenchError> {
     }
 
     progress.set_message("writing the report");
+    drop(own_cluster);
     let machine = report::Machine::read(
         &mut ctx.redis,
         options.quick,
@@ -757,6 +798,46 @@ pub async fn run(options: BenchOptions) -> Result<Report, BenchError> {
     progress.inc(1);
     progress.finish_with_message(format!("report in {}", options.out.display()));
     Ok(report)
+}
+
+/// The masters of the cluster `url` (`redis+cluster://h:p,…`) names, as `redis://` URLs: asked
+/// of its first node (`CLUSTER NODES`), so replicas listed in the URL are not counted twice.
+async fn cluster_masters(url: &str) -> Result<Vec<String>, BenchError> {
+    let first = url
+        .split_once("://")
+        .map(|(_, rest)| rest)
+        .and_then(|rest| rest.split(',').next())
+        .filter(|first| !first.is_empty())
+        .ok_or_else(|| BenchError::Setup(format!("not a redis+cluster:// URL: {url}")))?;
+    let scheme = if url.starts_with("rediss") {
+        "rediss"
+    } else {
+        "redis"
+    };
+    let mut conn = redis::Client::open(format!("{scheme}://{first}"))?
+        .get_multiplexed_async_connection()
+        .await?;
+    let nodes: String = redis::cmd("CLUSTER")
+        .arg("NODES")
+        .query_async(&mut conn)
+        .await?;
+    // `<id> <ip:port@cport[,hostname]> <flags> …`
+    let masters: Vec<String> = nodes
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let address = fields.nth(1)?;
+            let flags = fields.next()?;
+            let is_master = flags.split(',').any(|f| f == "master")
+                && !flags.split(',').any(|f| f == "fail" || f == "noaddr");
+            let host_port = address.split('@').next()?;
+            is_master.then(|| format!("{scheme}://{host_port}"))
+        })
+        .collect();
+    if masters.is_empty() {
+        return Err(BenchError::Setup(format!("no master in {url}")));
+    }
+    Ok(masters)
 }
 
 /// How long each phase of the run took: printed as it ends when there is no progress bar, and

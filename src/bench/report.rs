@@ -127,13 +127,16 @@ pub struct Phase {
 
 impl Machine {
     pub async fn read(
-        redis: &mut redis::aio::MultiplexedConnection,
+        redis: &mut super::cost::Redis,
         quick: bool,
         activity: Activity,
         elapsed: Duration,
         phases: Vec<Phase>,
     ) -> Result<Machine, BenchError> {
-        let info: String = redis::cmd("INFO").arg("server").query_async(redis).await?;
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query_async(redis.first())
+            .await?;
         let redis_version = info
             .lines()
             .find_map(|l| l.strip_prefix("redis_version:"))

@@ -51,6 +51,7 @@ async fn a_quick_benchmark_reports_what_it_measured() {
     }
     for id in [
         "session-redis",
+        "session-cluster",
         "session-near-cache",
         "forward-auth",
         "session-memory",
@@ -108,6 +109,16 @@ async fn a_quick_benchmark_reports_what_it_measured() {
     }
     let round_trips = |id: &str| report.mode(id).unwrap().redis.as_ref().unwrap().round_trips;
     assert_eq!(round_trips("session-redis"), 1.0);
+    // On the cluster too: one round trip (the load script, on the user's node), its memory
+    // counted over every master.
+    assert_eq!(round_trips("session-cluster"), 1.0);
+    assert!(
+        report
+            .mode("session-cluster")
+            .unwrap()
+            .redis_bytes_per_session
+            .is_some_and(|b| b > 50.0)
+    );
     assert_eq!(round_trips("jwt-eddsa-denylist"), 1.0);
     assert_eq!(round_trips("jwt-eddsa"), 0.0);
     // A page view: one round trip for the page, none for the stylesheet.
