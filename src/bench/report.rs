@@ -584,7 +584,7 @@ impl Report {
             p.measure_secs,
             p.one_cookie_secs,
         );
-        out.push_str("**The credentials are real.** One real login per mode (argon2 and all) shows what a browser receives. The load's sessions are clones of that login's stored state, each with a new 256-bit ID, its own owner (two sessions per user) and its own CSRF token, stored through the session backend's own `store_new_session`; their cookies are signed with the instances' cookie key exactly as actix-session signs them. JWT credentials come from `JwtMode::issue`, the login's own code after the password check: a refresh family in Redis and an access token signed with the instances' key. The app verifies every one of them the normal way; no argon2 is spent on them.\n\n");
+        out.push_str("**The credentials are real.** One real login per mode (argon2 and all) shows what a browser receives. The load's sessions are clones of that login's stored state, each with a new ID (its owner's tag and 256 random bits), its own owner (two sessions per user) and its own CSRF token, stored through the session backend's own `store_new_session`; their cookies are signed with the instances' cookie key exactly as actix-session signs them. JWT credentials come from `JwtMode::issue`, the login's own code after the password check: a refresh family in Redis and an access token signed with the instances' key. The app verifies every one of them the normal way; no argon2 is spent on them.\n\n");
         out
     }
 
@@ -802,7 +802,7 @@ impl Report {
             let bytes = self.mode("session-redis").map_or(0, |m| m.cookie_bytes);
             let _ = write!(
                 out,
-                "\n**Cookie size.** The session cookie is {bytes} B: `__Host-sid=` (11 B), actix-session's HMAC-SHA256 signature (44 B of base64, its `=` percent-encoded as `%3D`, plus any `+`/`/` it needs encoded) and the 43-byte ID. actix-session always signs or encrypts its cookie; without the signature the cookie would be 54 B. The signature adds no security to a 256-bit random ID (it does let forged cookies be dropped without a Redis lookup); meeting this target means replacing actix-session's middleware with our own.\n"
+                "\n**Cookie size.** The session cookie is {bytes} B: `__Host-sid=` (11 B), actix-session's HMAC-SHA256 signature (44 B of base64, its `=` percent-encoded as `%3D`, plus any `+`/`/` it needs encoded) and the 54-byte ID (the owner's 11-character tag, which names the Redis Cluster slot, and 256 random bits). actix-session always signs or encrypts its cookie; without the signature the cookie would be 65 B. The signature adds no security to a 256-bit random ID (it does let forged cookies be dropped without a Redis lookup); meeting this target means replacing actix-session's middleware with our own.\n"
             );
         }
         if not_met("Redis memory") {
