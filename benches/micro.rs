@@ -7,7 +7,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use sessiond::auth::jwt::JwtAuthority;
 use sessiond::auth::password::{hash_password_blocking, verify_password_blocking};
 use sessiond::auth::random::random_token;
-use sessiond::auth::session_store::session_id_hash;
+use sessiond::auth::session_store::{new_session_id, session_id_hash};
 use sessiond::clock::Clock;
 use sessiond::config::{JwtAlgorithm, Settings};
 use sessiond::metrics::Metrics;
@@ -27,7 +27,9 @@ fn store_with_session(rt: &tokio::runtime::Runtime, url: &str) -> (Store, String
     settings.store.key_prefix = "mb:".into();
     let store =
         Store::open(&settings, Clock::system(), Arc::new(Metrics::default())).expect("store");
-    let hash = session_id_hash(&random_token().expect("random"));
+    let tag = rt.block_on(store.user_tag("alice")).expect("a tag");
+    // Issued as the session backend issues it: the owner's tag, then the random part.
+    let hash = session_id_hash(&new_session_id(&tag).expect("random"));
     rt.block_on(async {
         let user = UserRecord {
             name: "alice".into(),
