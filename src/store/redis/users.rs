@@ -274,21 +274,17 @@ impl RedisStore {
         }
         let mut after: Option<String> = None;
         loop {
-            let page = self
-                .lex_page(self.keys.users(), after.as_deref(), 500)
-                .await?;
+            let page = self.next_user_page(&mut after).await?;
             if page.is_empty() {
                 break;
             }
             for name in &page {
-                if let Some(user) = self.user(name).await? {
-                    self.index_user(name).await?;
+                if let Some(user) = self.index_user(name).await? {
                     self.sync_admin(name, crate::store::is_admin(&user.roles) && !user.disabled)
                         .await?;
                     report.indexed += 1;
                 }
             }
-            after = page.last().cloned();
         }
         let done_key = self.keys.users_tagged();
         self.run(|mut conn| async move { conn.set::<_, _, ()>(done_key, 1).await })
@@ -334,34 +330,33 @@ impl RedisStore {
         let mut after: Option<String> = None;
         let mut indexed = 0;
         loop {
-            let page = self
-                .lex_page(self.keys.users(), after.as_deref(), 500)
-                .await?;
+            let page = self.next_user_page(&mut after).await?;
             if page.is_empty() {
                 break;
             }
             // Each user's record is read, then their entries written (idempotent: a user deleted
             // meanwhile is skipped, one entered twice is entered once); 16 in flight.
-            let results: Vec<Result<(), StoreError>> = futures_util::stream::iter(&page)
-                .map(|name| self.index_user(name))
-                .buffer_unordered(16)
-                .collect()
-                .await;
+            let results: Vec<Result<Option<UserRecord>, StoreError>> =
+                futures_util::stream::iter(&page)
+                    .map(|name| self.index_user(name))
+                    .buffer_unordered(16)
+                    .collect()
+                    .await;
             for result in results {
                 result?;
             }
             indexed += page.len() as u64;
-            after = page.last().cloned();
         }
         self.run(|mut conn| async move { conn.set::<_, _, ()>(done_key, 1).await })
             .await?;
         Ok(indexed)
     }
 
-    /// Enters one existing user in the name-substring and order indexes, from their record.
-    async fn index_user(&self, name: &str) -> Result<(), StoreError> {
+    /// Enters one existing user in the name-substring and order indexes, from their record;
+    /// the record it read, `None` when there is no such user.
+    async fn index_user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
         let Some(user) = self.user(name).await? else {
-            return Ok(());
+            return Ok(None);
         };
         self.run_groups(index_commands(
             &self.keys,
@@ -369,8 +364,19 @@ impl RedisStore {
             user.created,
             user.last_login,
         ))
-        .await
-        .map(|_| ())
+        .await?;
+        Ok(Some(user))
+    }
+
+    /// The next page of every user name, in name order, after `after` (which moves on).
+    async fn next_user_page(&self, after: &mut Option<String>) -> Result<Vec<String>, StoreError> {
+        let page = self
+            .lex_page(self.keys.users(), after.as_deref(), 500)
+            .await?;
+        if let Some(last) = page.last() {
+            *after = Some(last.clone());
+        }
+        Ok(page)
     }
 
     /// Up to `limit` members of a score-0 index after the member `after`, in byte order.
