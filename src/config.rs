@@ -1,6 +1,10 @@
 //! Typed settings: `config.toml` first, then `SESSIOND__<SECTION>__<KEY>` environment variables.
 
-use std::{net::SocketAddr, path::Path, time::Duration};
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use figment::{
     Figment,
@@ -84,6 +88,10 @@ pub struct RuleSetting {
     pub policy: PolicySetting,
 }
 
+fn default_activity_flush_ms() -> u64 {
+    1000
+}
+
 /// `store.near_cache`'s default, decided by the benchmark (README, "Near-cache").
 pub const NEAR_CACHE_DEFAULT: bool = true;
 
@@ -101,6 +109,20 @@ pub struct StoreSettings {
     /// them before they are acknowledged, so a failover cannot lose them; 0 = do not wait.
     #[serde(default)]
     pub min_replicas_acked: u32,
+    /// Sessions seen are added to the active-session estimate in one batch this often (a
+    /// touch then costs no second round trip); 0 = only when this instance counts them.
+    #[serde(default = "default_activity_flush_ms")]
+    pub activity_flush_ms: u64,
+    /// `rediss://` (every topology): the CA certificate (PEM) the server's certificate must be
+    /// signed by, instead of the system's trust store.
+    #[serde(default)]
+    pub tls_ca_file: Option<PathBuf>,
+    /// `rediss://`: a client certificate and its key (PEM) for servers that ask for one
+    /// (Redis's `tls-auth-clients yes`, its default). Both or neither.
+    #[serde(default)]
+    pub tls_cert_file: Option<PathBuf>,
+    #[serde(default)]
+    pub tls_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -297,6 +319,10 @@ impl Default for Settings {
                 near_cache: NEAR_CACHE_DEFAULT,
                 near_cache_entries: 100_000,
                 min_replicas_acked: 0,
+                activity_flush_ms: default_activity_flush_ms(),
+                tls_ca_file: None,
+                tls_cert_file: None,
+                tls_key_file: None,
             },
             auth: AuthSettings {
                 mode: AuthMode::Session,
@@ -392,6 +418,19 @@ impl Settings {
             return Err(invalid(
                 "server.request_header_timeout_ms",
                 "must be positive: 0 would let a slow client hold a connection forever",
+            ));
+        }
+        if self.store.tls_cert_file.is_some() != self.store.tls_key_file.is_some() {
+            return Err(invalid(
+                "store.tls_cert_file",
+                "a client certificate needs its key (store.tls_key_file), and a key its certificate",
+            ));
+        }
+        let tls_files = self.store.tls_ca_file.is_some() || self.store.tls_cert_file.is_some();
+        if tls_files && !self.store.url.starts_with("rediss") {
+            return Err(invalid(
+                "store.tls_ca_file",
+                "TLS files need a TLS store URL (rediss://, rediss+cluster://, rediss+sentinel://)",
             ));
         }
         if self.server.max_body_bytes < 512 {
@@ -574,5 +613,24 @@ mod tests {
                 .to_string()
                 .contains("server.bind")
         );
+    }
+
+    #[test]
+    fn redis_tls_files_need_a_tls_url_and_come_in_pairs() {
+        let with = |url: &str, ca: bool, cert: bool, key: bool| {
+            let mut settings = Settings::default();
+            settings.store.url = url.into();
+            settings.store.tls_ca_file = ca.then(|| "ca.crt".into());
+            settings.store.tls_cert_file = cert.then(|| "client.crt".into());
+            settings.store.tls_key_file = key.then(|| "client.key".into());
+            settings.validate().map_err(|e| e.to_string())
+        };
+        assert!(with("rediss+cluster://h:1", true, true, true).is_ok());
+        assert!(with("rediss+sentinel://h:1/m", true, false, false).is_ok());
+        assert!(with("rediss://h:1", false, true, true).is_ok());
+        let half = with("rediss://h:1", true, true, false).unwrap_err();
+        assert!(half.contains("store.tls_cert_file"), "{half}");
+        let plain = with("redis+cluster://h:1", true, false, false).unwrap_err();
+        assert!(plain.contains("store.tls_ca_file"), "{plain}");
     }
 }

@@ -189,6 +189,12 @@ impl Application {
                 ),
             }
         });
+        if settings.store.activity_flush_ms > 0 {
+            actix_web::rt::spawn(flush_activity(
+                Arc::downgrade(&store),
+                Duration::from_millis(settings.store.activity_flush_ms),
+            ));
+        }
         if settings.server.active_sessions_refresh_secs > 0 {
             let every = Duration::from_secs(settings.server.active_sessions_refresh_secs);
             actix_web::rt::spawn(refresh_active_sessions(
@@ -378,6 +384,17 @@ async fn refresh_active_sessions(store: Weak<Store>, metrics: Arc<Metrics>, ever
             }
             Err(e) => tracing::debug!(error = %e, "could not count active sessions"),
         }
+    }
+}
+
+/// Writes the sessions seen to the activity estimate, batched (`Store::flush_activity`).
+async fn flush_activity(store: Weak<Store>, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(store) = store.upgrade() else { return };
+        store.flush_activity().await;
     }
 }
 

@@ -48,6 +48,8 @@ pub enum StoreError {
     BadUrl(String),
     #[error("{0}")]
     Unsupported(&'static str),
+    #[error("could not read {0} (store.tls_*_file)")]
+    TlsFile(std::path::PathBuf, #[source] std::io::Error),
     #[error("could not start the near-cache's thread")]
     NearCache(#[source] std::io::Error),
 }
@@ -78,6 +80,15 @@ impl StoreError {
 
     pub fn is_unreachable(&self) -> bool {
         self.class() == ErrorClass::Unreachable
+    }
+
+    /// The master refused a write because too few replicas are connected
+    /// (`min-replicas-to-write`); reads still work.
+    pub fn is_no_replicas(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Unreachable(StoreCause::Redis(err)) if err.code() == Some("NOREPLICAS")
+        )
     }
 
     pub fn timeout(millis: u64) -> StoreError {
@@ -133,7 +144,14 @@ fn unreachable(err: &::redis::RedisError) -> bool {
         | ErrorKind::MasterNameNotFoundBySentinel
         | ErrorKind::NoValidReplicasFoundBySentinel => true,
         // `min-replicas-to-write` not met: the master refuses writes until a replica is back.
-        ErrorKind::Extension => err.code() == Some("NOREPLICAS"),
+        // A pipeline's error has no code of its own: any of its commands refused that way.
+        ErrorKind::Extension => {
+            err.code() == Some("NOREPLICAS")
+                || err
+                    .clone()
+                    .into_server_errors()
+                    .is_some_and(|errors| errors.iter().any(|(_, e)| e.code() == "NOREPLICAS"))
+        }
         _ => false,
     }
 }

@@ -304,6 +304,30 @@ macro_rules! dispatch {
     };
 }
 
+/// `store.tls_*_file`, read: `None` when none is set (the system's trust store, no client
+/// certificate).
+fn tls_certificates(
+    store: &crate::config::StoreSettings,
+) -> Result<Option<::redis::TlsCertificates>, StoreError> {
+    let read = |path: &std::path::PathBuf| {
+        std::fs::read(path).map_err(|err| StoreError::TlsFile(path.clone(), err))
+    };
+    let root_cert = store.tls_ca_file.as_ref().map(read).transpose()?;
+    let client_tls = match (&store.tls_cert_file, &store.tls_key_file) {
+        (Some(cert), Some(key)) => Some(::redis::ClientTlsConfig {
+            client_cert: read(cert)?,
+            client_key: read(key)?,
+        }),
+        _ => None,
+    };
+    Ok(
+        (root_cert.is_some() || client_tls.is_some()).then_some(::redis::TlsCertificates {
+            client_tls,
+            root_cert,
+        }),
+    )
+}
+
 impl Store {
     /// Opens the store named by `store.url`; Redis is connected lazily, so this succeeds
     /// even while Redis is down (requests then get 503 until it is back).
@@ -331,6 +355,7 @@ impl Store {
                     fence_writes: settings.auth.mode == crate::config::AuthMode::Session,
                 },
                 settings.store.min_replicas_acked,
+                tls_certificates(&settings.store)?,
             )?))
         } else {
             Err(StoreError::BadUrl(url.to_owned()))
@@ -518,6 +543,15 @@ impl Store {
     /// ~1% error, constant memory); the memory store counts exactly.
     pub async fn active_sessions(&self) -> Result<u64, StoreError> {
         dispatch!(self.active_sessions())
+    }
+
+    /// Writes the activity this instance noted since the last call (Redis: batched, so a
+    /// touch costs no round trip of its own; run once a second, `store.activity_flush_ms`).
+    pub async fn flush_activity(&self) {
+        match self {
+            Store::Memory(_) => {}
+            Store::Redis(store) => store.flush_activity().await,
+        }
     }
 
     /// Every user in `order` (`text` empty; the cursor `after` is a name, or an order-index

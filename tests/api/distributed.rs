@@ -11,6 +11,7 @@ use sessiond::store::UserRecord;
 
 use super::helpers::{Browser, PASSWORD, TestApp, form_value, spawn_app_on, spawn_app_on_cluster};
 use super::redis_cluster::{RedisCluster, SentinelGroup, wait_for};
+use super::redis_server::Certificates;
 
 #[actix_web::test]
 async fn sessions_of_a_thousand_users_land_on_every_master() {
@@ -85,6 +86,9 @@ async fn an_authenticated_request_costs_one_command_on_a_cluster() {
     };
     let trips_before = round_trips().await;
     let before = cluster.command_calls();
+    // Past the touch interval: the first request slides the session's expiry (the activity it
+    // notes is written later, in a batch).
+    app.clock.advance(61);
 
     // Act
     for _ in 0..10 {
@@ -337,6 +341,58 @@ async fn survive(
     }
 }
 
+/// Watches a demoted master from the moment another node took its place until it answers as
+/// a replica (or 30 s): the writes it executed in that time, beyond `baseline`. Every one of
+/// them would be lost when it resyncs from the new master.
+fn writes_accepted_while_demoted(
+    node: impl Fn() -> Option<(bool, u64)> + Send + 'static,
+    baseline: u64,
+) -> std::thread::JoinHandle<u64> {
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut accepted = 0;
+        while Instant::now() < deadline {
+            match node() {
+                Some((true, writes)) => accepted = writes.saturating_sub(baseline),
+                Some((false, _)) => break,
+                None => {}
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        accepted
+    })
+}
+
+/// `role_and_writes` of the group's server on `old`, a master the sentinels replaced; it counts
+/// as demoted (`(false, _)`, the watch ends) once they name it master again (a second
+/// failover, say the new master too slow to answer on a loaded machine, promoted it back).
+fn demoted_sentinel_server(
+    group: Arc<SentinelGroup>,
+    old: u16,
+) -> impl Fn() -> Option<(bool, u64)> + Send + 'static {
+    let named_another = AtomicBool::new(false);
+    move || {
+        match group.try_master_port() {
+            Some(port) if port != old => named_another.store(true, Ordering::Relaxed),
+            Some(_) if named_another.load(Ordering::Relaxed) => return Some((false, 0)),
+            _ => {}
+        }
+        group.server(old).role_and_writes()
+    }
+}
+
+/// Polls until `node` answers as a master, as soon as it does.
+fn promoted(node: impl Fn() -> Option<(bool, u64)>) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !node().is_some_and(|(master, _)| master) {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for a promotion"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
 struct StopOnDrop(Arc<AtomicBool>);
 
 impl Drop for StopOnDrop {
@@ -345,11 +401,14 @@ impl Drop for StopOnDrop {
     }
 }
 
-fn report(what: &str, outcome: &Outcome) {
+fn report(what: &str, outcome: &Outcome, demoted_writes: Option<u64>) {
+    let demoted = demoted_writes
+        .map(|n| format!("; writes accepted by the demoted master: {n}"))
+        .unwrap_or_default();
     println!(
         "{what}: statuses {:?}; {} acknowledged live sessions and {} acknowledged revocations \
          (logouts and revoke-alls), lost: 0; after a master was reachable again, reads served \
-         in {:.2} s, writes acknowledged in {:.2} s",
+         in {:.2} s, writes acknowledged in {:.2} s{demoted}",
         outcome.ledger.statuses,
         outcome.ledger.alive.len(),
         outcome.ledger.acknowledged_revocations,
@@ -367,6 +426,7 @@ async fn a_cluster_master_killed_under_load_loses_no_acknowledged_write() {
     // Act: kill -9 the first master; its replica takes over; the old master comes back as a
     // replica (so writes can be replicated again).
     let faulty = cluster.clone();
+    let (demoted_tx, demoted) = std::sync::mpsc::channel();
     let outcome = survive(&app, 6, move || {
         faulty.nodes[0].kill();
         let replica = &faulty.nodes[faulty.masters];
@@ -377,14 +437,69 @@ async fn a_cluster_master_killed_under_load_loses_no_acknowledged_write() {
                 .is_ok_and(|info| info.contains("role:master"))
         });
         let reachable = Instant::now();
+        // It restarts believing it still masters its slots, until the cluster tells it.
         faulty.nodes[0].start_again();
+        let watched = faulty.clone();
+        demoted_tx
+            .send(writes_accepted_while_demoted(
+                move || watched.nodes[0].role_and_writes(),
+                0,
+            ))
+            .unwrap();
         faulty.wait_until_ok();
         reachable
     })
     .await;
 
     // Assert (in `survive`), and the figures for the README.
-    report("cluster, master killed", &outcome);
+    let demoted_writes = demoted.recv().unwrap().join().unwrap();
+    report("cluster, master killed", &outcome, Some(demoted_writes));
+    assert_eq!(demoted_writes, 0, "writes accepted by the demoted master");
+}
+
+#[actix_web::test]
+async fn a_cluster_resharded_under_load_loses_no_acknowledged_write() {
+    // Arrange
+    let cluster = Arc::new(RedisCluster::start(0));
+    let app = spawn_app_on_cluster(cluster.clone(), |_| {}).await;
+
+    // Act: every slot holding a key moves to the next master, and then once more, key by key,
+    // while six clients sign in, out and revoke and a reader reads (ASK, TRYAGAIN, then MOVED
+    // for every user, the global views' keys included).
+    let resharding = cluster.clone();
+    let (moves_tx, moves) = std::sync::mpsc::channel();
+    let outcome = survive(&app, 6, move || {
+        let ids = resharding.ids();
+        let (mut slots, mut keys) = (0, 0);
+        for _ in 0..2 {
+            for slot in resharding.used_slots() {
+                let to = (resharding.owner(slot) + 1) % resharding.masters;
+                keys += resharding.migrate_slot(slot, to, &ids);
+                assert_eq!(resharding.owner(slot), to);
+                slots += 1;
+            }
+        }
+        resharding.wait_until_ok();
+        moves_tx.send((slots, keys)).unwrap();
+        Instant::now()
+    })
+    .await;
+
+    // Assert (in `survive`), and the figures: the load was redirected, and the keys moved.
+    let (slots, keys) = moves.recv().unwrap();
+    let mut redirections: BTreeMap<String, u64> = BTreeMap::new();
+    for node in &cluster.nodes {
+        for (code, count) in node.error_counts() {
+            *redirections.entry(code).or_default() += count;
+        }
+    }
+    println!("resharded: {slots} slot moves, {keys} keys; error replies {redirections:?}");
+    report("cluster, resharded", &outcome, None);
+    assert!(keys > 100, "the load's keys moved: {keys}");
+    assert!(
+        redirections.get("MOVED").copied().unwrap_or(0) > 0,
+        "the load met the moved slots: {redirections:?}"
+    );
 }
 
 /// A Sentinel group and an app on it whose acknowledged writes wait for one replica.
@@ -407,16 +522,32 @@ async fn a_sentinel_failover_under_load_loses_no_acknowledged_write() {
 
     // Act: `SENTINEL FAILOVER`: the replica is promoted, the old master demoted to replica.
     let faulty = group.clone();
+    let (demoted_tx, demoted) = std::sync::mpsc::channel();
     let outcome = survive(&app, 6, move || {
         faulty.failover();
+        // Demoted from the moment its replica answers as master; counted from then on.
+        promoted(|| faulty.other_server(old).role_and_writes());
+        let baseline = faulty.server(old).role_and_writes().map_or(0, |(_, w)| w);
+        demoted_tx
+            .send(writes_accepted_while_demoted(
+                demoted_sentinel_server(faulty.clone(), old),
+                baseline,
+            ))
+            .unwrap();
         faulty.wait_for_new_master(old);
         Instant::now()
     })
     .await;
 
     // Assert
-    report("sentinel, SENTINEL FAILOVER", &outcome);
+    let demoted_writes = demoted.recv().unwrap().join().unwrap();
+    report(
+        "sentinel, SENTINEL FAILOVER",
+        &outcome,
+        Some(demoted_writes),
+    );
     assert_ne!(group.master_port(), old);
+    assert_eq!(demoted_writes, 0, "writes accepted by the demoted master");
 }
 
 #[actix_web::test]
@@ -429,17 +560,141 @@ async fn a_sentinel_master_killed_under_load_loses_no_acknowledged_write() {
     // back (from its append-only file, a master again for a moment) and the sentinels make it
     // a replica of the new one.
     let faulty = group.clone();
+    let (demoted_tx, demoted) = std::sync::mpsc::channel();
     let outcome = survive(&app, 6, move || {
-        let victim = faulty.servers.iter().find(|s| s.port() == old).unwrap();
-        victim.kill();
+        faulty.server(old).kill();
         faulty.wait_for_new_master(old);
         let reachable = Instant::now();
-        victim.start_again();
+        // A restarted server's counters start at zero (loading its file executes nothing).
+        faulty.server(old).start_again();
+        demoted_tx
+            .send(writes_accepted_while_demoted(
+                demoted_sentinel_server(faulty.clone(), old),
+                0,
+            ))
+            .unwrap();
         reachable
     })
     .await;
 
     // Assert
-    report("sentinel, master killed", &outcome);
+    let demoted_writes = demoted.recv().unwrap().join().unwrap();
+    report("sentinel, master killed", &outcome, Some(demoted_writes));
+    assert_ne!(group.master_port(), old);
+    assert_eq!(demoted_writes, 0, "writes accepted by the demoted master");
+}
+
+/// The settings of an app that trusts `certs`' CA and presents its client certificate.
+fn trusting(settings: &mut sessiond::config::Settings, certs: &Certificates) {
+    settings.store.tls_ca_file = Some(certs.path("ca.crt"));
+    settings.store.tls_cert_file = Some(certs.path("client.crt"));
+    settings.store.tls_key_file = Some(certs.path("client.key"));
+}
+
+/// Whether a store opened with `settings` can read anything (it connects lazily).
+async fn store_answers(settings: &sessiond::config::Settings) -> bool {
+    let store = sessiond::store::Store::open(
+        settings,
+        sessiond::clock::Clock::system(),
+        Arc::new(sessiond::metrics::Metrics::default()),
+    )
+    .unwrap();
+    store.user_count().await.is_ok()
+}
+
+#[actix_web::test]
+async fn a_tls_cluster_that_asks_for_client_certificates_serves_sessions() {
+    // Arrange: three masters on TLS ports only (bus included), verifying clients' certificates.
+    let cluster = Arc::new(RedisCluster::start_tls());
+    let certs = cluster.certs.as_ref().unwrap();
+    let app = spawn_app_on_cluster(cluster.clone(), |s| trusting(s, certs)).await;
+    assert!(app.settings.store.url.starts_with("rediss+cluster://"));
+
+    // Act: users whose keys land on every master, signed in and out over TLS.
+    let mut browsers = Vec::new();
+    for i in 0..12 {
+        browsers.push(app.logged_in(&format!("tls{i}"), &[]).await);
+    }
+    let me: Vec<u16> = futures_util::future::join_all(browsers.iter().map(|b| b.me_status())).await;
+    let logout = browsers[0].logout().await;
+    let untrusting = {
+        let mut settings = app.settings.clone();
+        settings.store.tls_ca_file = None; // the system's trust store: our scratch CA is not in it
+        settings
+    };
+    let anonymous = {
+        let mut settings = app.settings.clone();
+        settings.store.tls_cert_file = None;
+        settings.store.tls_key_file = None;
+        settings
+    };
+
+    // Assert
+    assert!(me.iter().all(|status| *status == 200), "{me:?}");
+    assert_eq!(logout.status, 303);
+    assert_eq!(browsers[0].me_status().await, 401);
+    let per_master: Vec<u64> = cluster.nodes[..cluster.masters]
+        .iter()
+        .map(|node| node.command_calls().get("evalsha").copied().unwrap_or(0))
+        .collect();
+    assert!(per_master.iter().all(|calls| *calls > 0), "{per_master:?}");
+    assert!(store_answers(&app.settings).await);
+    assert!(
+        !store_answers(&untrusting).await,
+        "a server whose certificate we cannot verify is not used"
+    );
+    assert!(
+        !store_answers(&anonymous).await,
+        "without its client certificate the cluster refuses us"
+    );
+    let mut missing = app.settings.clone();
+    missing.store.tls_ca_file = Some("/nonexistent/ca.crt".into());
+    let refused = sessiond::store::Store::open(
+        &missing,
+        sessiond::clock::Clock::system(),
+        Arc::new(sessiond::metrics::Metrics::default()),
+    )
+    .err()
+    .expect("a CA file that cannot be read stops the start");
+    assert!(
+        refused.to_string().contains("/nonexistent/ca.crt"),
+        "{refused}"
+    );
+}
+
+#[actix_web::test]
+async fn a_tls_sentinel_group_is_followed_across_a_failover() {
+    // Arrange: sentinels, master and replica on TLS ports only.
+    let group = Arc::new(SentinelGroup::start_tls());
+    let url = group.url();
+    assert!(url.starts_with("rediss+sentinel://"));
+    let certs = group.certs.as_ref().unwrap();
+    let app = spawn_app_on(None, |s| {
+        s.store.url = url;
+        trusting(s, certs);
+    })
+    .await;
+    let alice = app.logged_in("alice", &[]).await;
+    let old = group.master_port();
+
+    // Act
+    group.failover();
+    group.wait_for_new_master(old);
+    let after = settled_status(&alice).await;
+    // Writes wait for the new master's replica: the old master, once Sentinel turns it into
+    // one (over TLS too), about ten seconds on.
+    let mut logout = alice.logout().await;
+    for _ in 0..300 {
+        if logout.status != 503 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        logout = alice.logout().await;
+    }
+
+    // Assert: the session lived through the switch, and the logout reached the new master.
+    assert_eq!(after, 200);
+    assert_eq!(logout.status, 303);
+    assert_eq!(alice.me_status().await, 401);
     assert_ne!(group.master_port(), old);
 }

@@ -86,6 +86,7 @@ pub fn test_settings() -> Settings {
     settings.server.workers = 1;
     // No background store calls, so tests can count each request's calls exactly.
     settings.server.active_sessions_refresh_secs = 0;
+    settings.store.activity_flush_ms = 0;
     settings.store.key_prefix = format!("t{}:", PREFIX.fetch_add(1, Ordering::Relaxed));
     settings
 }

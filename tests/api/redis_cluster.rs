@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::redis_server::{RedisServer, free_port, require_binary};
+use super::redis_server::{Certificates, RedisServer, free_port, require_binary};
 
 const CLUSTER_ARGS: &[&str] = &[
     "--cluster-enabled",
@@ -23,22 +23,59 @@ const CLUSTER_ARGS: &[&str] = &[
     "0",
 ];
 
+/// A master without a connected replica refuses writes (`NOREPLICAS`), as the README asks of a
+/// replicated deployment: a demoted master, cut off from the replica that took its place,
+/// accepts none. (`store.min_replicas_acked` alone only stops sessiond acknowledging them.)
+const FENCED: &[&str] = &["--min-replicas-to-write", "1"];
+
+/// TLS on every port: clients, the cluster bus, replication; clients must present a
+/// certificate (Redis's default).
+const TLS_CLUSTER_ARGS: &[&str] = &[
+    "--tls-cluster",
+    "yes",
+    "--tls-replication",
+    "yes",
+    "--tls-auth-clients",
+    "yes",
+];
+
 pub struct RedisCluster {
     /// Masters first, then (when asked for) one replica per master in the same order.
     pub nodes: Vec<RedisServer>,
     pub masters: usize,
+    /// Set for a TLS cluster: the certificates its nodes and clients use.
+    pub certs: Option<Certificates>,
 }
 
 impl RedisCluster {
     /// Three masters sharing the 16,384 slots evenly, and `replicas` replicas of each.
     pub fn start(replicas: usize) -> RedisCluster {
+        RedisCluster::start_with(replicas, None)
+    }
+
+    /// Three masters speaking only TLS (`rediss+cluster://`), asking clients for a certificate.
+    pub fn start_tls() -> RedisCluster {
+        RedisCluster::start_with(0, Some(Certificates::new()))
+    }
+
+    fn start_with(replicas: usize, certs: Option<Certificates>) -> RedisCluster {
         const MASTERS: usize = 3;
+        let mut args = CLUSTER_ARGS.to_vec();
+        if replicas > 0 {
+            args.extend(FENCED);
+        }
         let nodes: Vec<RedisServer> = (0..MASTERS * (1 + replicas))
-            .map(|_| RedisServer::start_with_args(CLUSTER_ARGS))
+            .map(|_| match &certs {
+                Some(certs) => {
+                    RedisServer::start_tls_with_args(&[&args, TLS_CLUSTER_ARGS].concat(), certs)
+                }
+                None => RedisServer::start_with_args(&args),
+            })
             .collect();
         let cluster = RedisCluster {
             nodes,
             masters: MASTERS,
+            certs,
         };
         // Slots by hand (what `redis-cli --cluster create` does, without its one-second
         // sleeps): ranges, then every node meets the first, then replicas follow their master.
@@ -61,15 +98,7 @@ impl RedisCluster {
                 .query(&mut node.connection().unwrap())
                 .expect("CLUSTER MEET");
         }
-        let ids: Vec<String> = cluster.nodes[..MASTERS]
-            .iter()
-            .map(|node| {
-                redis::cmd("CLUSTER")
-                    .arg("MYID")
-                    .query(&mut node.connection().unwrap())
-                    .unwrap()
-            })
-            .collect();
+        let ids = cluster.ids();
         for (i, replica) in cluster.nodes[MASTERS..].iter().enumerate() {
             let master = &ids[i % MASTERS];
             wait_for(
@@ -120,7 +149,12 @@ impl RedisCluster {
             .iter()
             .map(|n| format!("127.0.0.1:{}", n.port()))
             .collect();
-        format!("redis+cluster://{}", nodes.join(","))
+        let scheme = if self.certs.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}+cluster://{}", nodes.join(","))
     }
 
     /// A cluster-aware client connection, for tests that look at keys directly.
@@ -134,6 +168,112 @@ impl RedisCluster {
             .unwrap()
             .get_connection()
             .expect("a cluster connection")
+    }
+
+    /// The node ID of each node, in `nodes` order.
+    pub fn ids(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|node| {
+                redis::cmd("CLUSTER")
+                    .arg("MYID")
+                    .query(&mut node.connection().unwrap())
+                    .unwrap()
+            })
+            .collect()
+    }
+
+    /// Which master (an index into `nodes`) serves `slot` now, as `CLUSTER SLOTS` says.
+    pub fn owner(&self, slot: u16) -> usize {
+        let ranges: Vec<(u16, u16, (String, u16))> = redis::cmd("CLUSTER")
+            .arg("SLOTS")
+            .query::<Vec<Vec<redis::Value>>>(&mut self.nodes[0].connection().unwrap())
+            .unwrap()
+            .into_iter()
+            .map(|range| {
+                let number = |v: &redis::Value| redis::from_redis_value::<u16>(v.clone()).unwrap();
+                let master: Vec<redis::Value> = redis::from_redis_value(range[2].clone()).unwrap();
+                let host: String = redis::from_redis_value(master[0].clone()).unwrap();
+                (
+                    number(&range[0]),
+                    number(&range[1]),
+                    (host, number(&master[1])),
+                )
+            })
+            .collect();
+        let (_, _, (_, port)) = ranges
+            .iter()
+            .find(|(first, last, _)| (*first..=*last).contains(&slot))
+            .expect("every slot is served");
+        self.nodes.iter().position(|n| n.port() == *port).unwrap()
+    }
+
+    /// The slots that hold at least one key.
+    pub fn used_slots(&self) -> std::collections::BTreeSet<u16> {
+        let mut slots = std::collections::BTreeSet::new();
+        for node in &self.nodes[..self.masters] {
+            let mut conn = node.connection().unwrap();
+            let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut conn).unwrap();
+            for key in keys {
+                slots.insert(
+                    redis::cmd("CLUSTER")
+                        .arg("KEYSLOT")
+                        .arg(&key)
+                        .query(&mut conn)
+                        .unwrap(),
+                );
+            }
+        }
+        slots
+    }
+
+    /// Moves `slot` to master `to` while clients use it, key by key as `redis-cli --cluster
+    /// reshard` does (one key per `MIGRATE`, so a script whose keys are split between the two
+    /// masters meets `TRYAGAIN`): clients are sent `ASK` while it runs and `MOVED` after.
+    /// Returns how many keys moved.
+    pub fn migrate_slot(&self, slot: u16, to: usize, ids: &[String]) -> usize {
+        let from = self.owner(slot);
+        if from == to {
+            return 0;
+        }
+        let setslot = |node: usize, state: &str, id: &str| {
+            let mut command = redis::cmd("CLUSTER");
+            command.arg("SETSLOT").arg(slot).arg(state).arg(id);
+            let _: () = command
+                .query(&mut self.nodes[node].connection().unwrap())
+                .unwrap_or_else(|e| panic!("CLUSTER SETSLOT {slot} {state}: {e}"));
+        };
+        setslot(to, "IMPORTING", &ids[from]);
+        setslot(from, "MIGRATING", &ids[to]);
+        let mut source = self.nodes[from].connection().unwrap();
+        let mut moved = 0;
+        loop {
+            let keys: Vec<String> = redis::cmd("CLUSTER")
+                .arg("GETKEYSINSLOT")
+                .arg(slot)
+                .arg(1)
+                .query(&mut source)
+                .unwrap();
+            let Some(key) = keys.first() else { break };
+            let _: redis::Value = redis::cmd("MIGRATE")
+                .arg("127.0.0.1")
+                .arg(self.nodes[to].port())
+                .arg("")
+                .arg(0)
+                .arg(5000)
+                .arg("KEYS")
+                .arg(key)
+                .query(&mut source)
+                .unwrap_or_else(|e| panic!("MIGRATE {key}: {e}"));
+            moved += 1;
+        }
+        // The new owner first, then the old one, then everyone else (as redis-cli does).
+        setslot(to, "NODE", &ids[to]);
+        setslot(from, "NODE", &ids[to]);
+        for other in (0..self.masters).filter(|n| *n != to && *n != from) {
+            setslot(other, "NODE", &ids[to]);
+        }
+        moved
     }
 
     /// `calls` per command, summed over every node.
@@ -154,6 +294,8 @@ pub struct SentinelGroup {
     /// The first master and its replica; which is master changes with failovers.
     pub servers: Vec<RedisServer>,
     sentinels: Vec<Sentinel>,
+    /// Set for a TLS group (`rediss+sentinel://`): sentinels, servers and replication.
+    pub certs: Option<Certificates>,
 }
 
 struct Sentinel {
@@ -176,6 +318,15 @@ pub const MASTER_NAME: &str = "mymaster";
 
 impl SentinelGroup {
     pub fn start() -> SentinelGroup {
+        SentinelGroup::start_with(None)
+    }
+
+    /// Every port TLS only; clients need not present a certificate.
+    pub fn start_tls() -> SentinelGroup {
+        SentinelGroup::start_with(Some(Certificates::new()))
+    }
+
+    fn start_with(certs: Option<Certificates>) -> SentinelGroup {
         require_binary("redis-server", "redis-server");
         // As deploy/redis.conf runs Redis: every write in the append-only file before it is
         // answered, so a killed master comes back with its data, as in production (without
@@ -189,10 +340,22 @@ impl SentinelGroup {
             "--repl-diskless-sync-delay",
             "0",
         ];
-        let master = RedisServer::start_with_args(DURABLE);
+        let durable = [DURABLE, FENCED].concat();
+        let start = |args: &[&str]| match &certs {
+            Some(certs) => RedisServer::start_tls_with_args(
+                &[args, &["--tls-replication", "yes"][..]].concat(),
+                certs,
+            ),
+            None => RedisServer::start_with_args(args),
+        };
+        let master = start(&durable);
         let replicaof = master.port().to_string();
-        let replica = RedisServer::start_with_args(
-            &[&["--replicaof", "127.0.0.1", replicaof.as_str()], DURABLE].concat(),
+        let replica = start(
+            &[
+                &["--replicaof", "127.0.0.1", replicaof.as_str()],
+                &durable[..],
+            ]
+            .concat(),
         );
         wait_for(Duration::from_secs(10), "the replica to sync", || {
             let info: String = redis::cmd("INFO")
@@ -208,10 +371,20 @@ impl SentinelGroup {
                     .join(format!("sessiond-sentinel-{}-{port}", std::process::id()));
                 std::fs::create_dir_all(&dir).unwrap();
                 let config = dir.join("sentinel.conf");
+                let listen = match &certs {
+                    Some(certs) => format!(
+                        "port 0\ntls-port {port}\ntls-replication yes\ntls-auth-clients no\n\
+                         tls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\n",
+                        certs.path("server.crt").display(),
+                        certs.path("server.key").display(),
+                        certs.path("ca.crt").display()
+                    ),
+                    None => format!("port {port}\n"),
+                };
                 std::fs::write(
                     &config,
                     format!(
-                        "port {port}\nbind 127.0.0.1\ndir {}\n\
+                        "{listen}bind 127.0.0.1\ndir {}\n\
                          sentinel monitor {MASTER_NAME} 127.0.0.1 {} 2\n\
                          sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
                          sentinel failover-timeout {MASTER_NAME} 4000\n\
@@ -238,11 +411,12 @@ impl SentinelGroup {
         let group = SentinelGroup {
             servers: vec![master, replica],
             sentinels,
+            certs,
         };
         // Ready when every sentinel knows the replica and the other two sentinels.
         wait_for(Duration::from_secs(20), "the sentinels to agree", || {
-            group.sentinels.iter().all(|s| {
-                let Ok(mut conn) = sentinel_connection(s.port) else {
+            (0..group.sentinels.len()).all(|s| {
+                let Ok(mut conn) = group.connection(s) else {
                     return false;
                 };
                 let master: Vec<(String, String)> = redis::cmd("SENTINEL")
@@ -275,23 +449,44 @@ impl SentinelGroup {
             .iter()
             .map(|s| format!("127.0.0.1:{}", s.port))
             .collect();
-        format!("redis+sentinel://{}/{MASTER_NAME}", sentinels.join(","))
+        let scheme = if self.certs.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}+sentinel://{}/{MASTER_NAME}", sentinels.join(","))
     }
 
     /// The port the sentinels name as master now.
     pub fn master_port(&self) -> u16 {
-        let mut conn = sentinel_connection(self.sentinels[0].port).unwrap();
+        self.try_master_port()
+            .expect("the first sentinel names a master")
+    }
+
+    /// The port the first sentinel names as master, if it answers.
+    pub fn try_master_port(&self) -> Option<u16> {
+        let mut conn = self.connection(0).ok()?;
         let (_, port): (String, u16) = redis::cmd("SENTINEL")
             .arg("GET-MASTER-ADDR-BY-NAME")
             .arg(MASTER_NAME)
             .query(&mut conn)
-            .unwrap();
-        port
+            .ok()?;
+        Some(port)
+    }
+
+    /// The server listening on `port`.
+    pub fn server(&self, port: u16) -> &RedisServer {
+        self.servers.iter().find(|s| s.port() == port).unwrap()
+    }
+
+    /// The server not listening on `port`.
+    pub fn other_server(&self, port: u16) -> &RedisServer {
+        self.servers.iter().find(|s| s.port() != port).unwrap()
     }
 
     /// `SENTINEL FAILOVER`: a graceful switch; the old master lives on as a replica.
     pub fn failover(&self) {
-        let mut conn = sentinel_connection(self.sentinels[0].port).unwrap();
+        let mut conn = self.connection(0).unwrap();
         let _: () = redis::cmd("SENTINEL")
             .arg("FAILOVER")
             .arg(MASTER_NAME)
@@ -320,10 +515,18 @@ impl SentinelGroup {
         });
         new
     }
-}
 
-fn sentinel_connection(port: u16) -> redis::RedisResult<redis::Connection> {
-    redis::Client::open(format!("redis://127.0.0.1:{port}"))?.get_connection()
+    /// A connection to sentinel number `sentinel`.
+    fn connection(&self, sentinel: usize) -> redis::RedisResult<redis::Connection> {
+        let port = self.sentinels[sentinel].port;
+        match &self.certs {
+            Some(certs) => {
+                redis::Client::build_with_tls(format!("rediss://127.0.0.1:{port}"), certs.client())?
+                    .get_connection()
+            }
+            None => redis::Client::open(format!("redis://127.0.0.1:{port}"))?.get_connection(),
+        }
+    }
 }
 
 pub fn wait_for(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) {

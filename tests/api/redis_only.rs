@@ -9,8 +9,8 @@ use super::redis_server::RedisServer;
 use sessiond::store::UserOrder;
 
 /// Commands Redis counts when our load script runs them; they cost no round trip.
-const INSIDE_LOAD_SCRIPT: [&str; 9] = [
-    "hgetall", "hmget", "hset", "expireat", "zadd", "pfadd", "expire", "exists", "info",
+const INSIDE_LOAD_SCRIPT: [&str; 7] = [
+    "hgetall", "hmget", "hset", "expireat", "zadd", "exists", "info",
 ];
 
 #[actix_web::test]
@@ -49,6 +49,39 @@ async fn an_authenticated_request_costs_one_round_trip() {
         "last seen is written at most once a minute"
     );
     assert_eq!(delta("ping"), 0, "no pool recycle check per request");
+}
+
+#[actix_web::test]
+async fn sessions_seen_reach_the_activity_estimate_in_one_batch() {
+    // Arrange: five signed-in users, their logins' activity written; then past the touch
+    // interval, so each next request slides its session's expiry.
+    let app = spawn_app_with(Backend::Redis, |s| s.store.near_cache = false).await;
+    let mut users = Vec::new();
+    for i in 0..5 {
+        users.push(app.logged_in(&format!("active{i}"), &[]).await);
+    }
+    app.store.flush_activity().await;
+    app.clock.advance(61);
+    let redis = app.redis.as_ref().unwrap();
+    let before = redis.command_calls();
+
+    // Act
+    for user in &users {
+        assert_eq!(user.me_status().await, 200);
+    }
+    let after_requests = redis.command_calls();
+    app.store.flush_activity().await;
+    let after_flush = redis.command_calls();
+
+    // Assert: the requests wrote no activity of their own; one PFADD carried all five.
+    let delta =
+        |from: &std::collections::HashMap<String, u64>,
+         to: &std::collections::HashMap<String, u64>,
+         name: &str| to.get(name).unwrap_or(&0) - from.get(name).unwrap_or(&0);
+    assert_eq!(delta(&before, &after_requests, "evalsha"), 5);
+    assert_eq!(delta(&before, &after_requests, "pfadd"), 0);
+    assert_eq!(delta(&after_requests, &after_flush, "pfadd"), 1);
+    assert_eq!(app.store.active_sessions().await.unwrap(), 5);
 }
 
 #[actix_web::test]
@@ -297,6 +330,86 @@ async fn redis_outage_is_a_503_and_the_app_recovers_by_itself() {
     assert_eq!(app.browser().get("/readyz").await.status, 200);
     let again = app.browser();
     assert_eq!(again.login("alice", PASSWORD).await.status, 303);
+}
+
+#[actix_web::test]
+async fn a_master_refusing_writes_serves_sessions_and_answers_writes_with_503() {
+    // Arrange: a signed-in user; then the master takes writes only with a replica connected,
+    // and has none (a new master right after a failover, before its replica is back).
+    let app = spawn_app_with(Backend::Redis, |s| s.store.near_cache = false).await;
+    let alice = app.logged_in("alice", &[]).await;
+    let csrf = alice.csrf().await;
+    let latecomer = app.browser();
+    let form_csrf = latecomer.get("/login").await.csrf();
+    let redis = app.redis.as_ref().unwrap();
+    let fence = |replicas: u32| {
+        let _: () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("min-replicas-to-write")
+            .arg(replicas)
+            .query(&mut redis.connection().unwrap())
+            .unwrap();
+    };
+    fence(1);
+    // Past the touch interval: this load would slide the session's expiry.
+    app.clock.advance(61);
+
+    // Act
+    let me = alice.me_status().await;
+    let logout = alice.post_form("/logout", &[("csrf", &csrf)]).await;
+    let me_after_the_refused_logout = alice.me_status().await;
+    let login_form = app.browser().get("/login").await;
+    let attempt = async |password: &str| {
+        latecomer
+            .post_form(
+                "/login",
+                &[
+                    ("username", "alice"),
+                    ("password", password),
+                    ("csrf", &form_csrf),
+                ],
+            )
+            .await
+    };
+    let login = attempt(PASSWORD).await;
+    // A wrong password only counts a failure (throttle counters and the audit trail).
+    let wrong_password = attempt("not the password").await;
+    // Several writes in one pipeline (an audit entry: its streams and the minute's counter).
+    let audit = app
+        .store
+        .record(
+            &sessiond::store::AuditEntry {
+                id: String::new(),
+                at: 0,
+                action: "login".into(),
+                actor: "alice".into(),
+                target: "bob".into(),
+                detail: String::new(),
+                ip: String::new(),
+            },
+            Some((sessiond::store::Stat::Login, 1)),
+        )
+        .await;
+    fence(0);
+    let logout_again = alice.logout().await;
+
+    // Assert: reads are served, writes get a clear 503 and change nothing; once a replica is
+    // back (the fence lifted), writes work again.
+    assert_eq!(me, 200, "a session is read while writes wait for a replica");
+    assert_eq!(logout.status, 503);
+    assert_eq!(me_after_the_refused_logout, 200);
+    assert_eq!(
+        login_form.status, 503,
+        "a login form is a write (its CSRF session)"
+    );
+    assert_eq!(login.status, 503, "{}", login.body);
+    assert_eq!(wrong_password.status, 503, "{}", wrong_password.body);
+    assert!(
+        audit.as_ref().is_err_and(|e| e.is_unreachable()),
+        "a refused pipeline is an outage, not a bug: {audit:?}"
+    );
+    assert_eq!(logout_again.status, 303);
+    assert_eq!(alice.me_status().await, 401);
 }
 
 #[actix_web::test]

@@ -102,81 +102,33 @@ impl RedisServer {
     /// A TLS-only server (`--port 0`) with a certificate for 127.0.0.1 signed by a scratch CA;
     /// returns the server and the CA certificate's path.
     pub fn start_tls() -> (RedisServer, PathBuf) {
+        let certs = Certificates::new();
+        let server = RedisServer::start_tls_with_args(&[], &certs);
+        let ca = server.dir.join("ca.crt");
+        (server, ca)
+    }
+
+    /// A TLS-only server whose certificates come from `certs` (copied into its directory, with
+    /// the client's, which its own test connections present), with more arguments.
+    pub fn start_tls_with_args(args: &[&str], certs: &Certificates) -> RedisServer {
         require_binary("redis-server", "redis-server");
-        require_binary("openssl", "openssl");
         let port = free_port();
         let dir =
             std::env::temp_dir().join(format!("sessiond-redis-tls-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("scratch directory for redis");
-        let openssl = |args: &[&str]| {
-            let status = Command::new("openssl")
-                .args(args)
-                .current_dir(&dir)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .expect("openssl runs");
-            assert!(status.success(), "openssl {args:?} failed");
-        };
-        openssl(&[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "1",
-            "-subj",
-            "/CN=test CA",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.crt",
-        ]);
-        openssl(&[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-        ]);
-        std::fs::write(
-            dir.join("san.ext"),
-            "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
-        )
-        .unwrap();
-        openssl(&[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "1",
-            "-extfile",
-            "san.ext",
-            "-out",
-            "server.crt",
-        ]);
+        for file in Certificates::FILES {
+            std::fs::copy(certs.dir.join(file), dir.join(file)).expect("certificate copied");
+        }
         let server = RedisServer {
             port,
-            dir: dir.clone(),
+            dir,
             child: Mutex::new(None),
             tls: true,
             config: None,
-            args: Vec::new(),
+            args: args.iter().map(|a| a.to_string()).collect(),
         };
         server.spawn();
-        (server, dir.join("ca.crt"))
+        server
     }
 
     fn spawn(&self) {
@@ -214,17 +166,6 @@ impl RedisServer {
             .expect("redis-server failed to start");
         *self.child.lock().unwrap() = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
-        if self.tls {
-            // Our test client has no CA configured; wait for the port instead.
-            while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-                assert!(
-                    Instant::now() < deadline,
-                    "redis-server (TLS) did not listen"
-                );
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            return;
-        }
         loop {
             if self
                 .connection()
@@ -251,6 +192,10 @@ impl RedisServer {
     }
 
     pub fn connection(&self) -> redis::RedisResult<redis::Connection> {
+        if self.tls {
+            let certs = Certificates::at(&self.dir);
+            return redis::Client::build_with_tls(self.url(), certs.client())?.get_connection();
+        }
         redis::Client::open(self.url())?.get_connection()
     }
 
@@ -282,6 +227,185 @@ impl RedisServer {
                 Some((name.to_owned(), calls.parse().ok()?))
             })
             .collect()
+    }
+
+    /// Error replies sent, per error code (`INFO errorstats`: redirections such as `MOVED`
+    /// and `ASK` included).
+    pub fn error_counts(&self) -> HashMap<String, u64> {
+        let mut conn = self.connection().expect("redis connection");
+        let info: String = redis::cmd("INFO")
+            .arg("errorstats")
+            .query(&mut conn)
+            .unwrap();
+        info.lines()
+            .filter_map(|line| {
+                let (code, count) = line.strip_prefix("errorstat_")?.split_once(":count=")?;
+                Some((code.to_owned(), count.trim().parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// Whether the server says it is a master, and how many write commands it has executed,
+    /// read in one `INFO` so the two agree. Commands a script runs count as its own (a script
+    /// that only reads writes nothing). Refused commands (`NOREPLICAS`, `READONLY`) are not
+    /// executed and not counted; commands a replica applies from its master are, so only a
+    /// master's count means "writes it accepted". `None` while the server does not answer.
+    pub fn role_and_writes(&self) -> Option<(bool, u64)> {
+        let mut conn = self.connection().ok()?;
+        let writes: Vec<String> = redis::cmd("COMMAND")
+            .arg("LIST")
+            .arg("FILTERBY")
+            .arg("ACLCAT")
+            .arg("write")
+            .query(&mut conn)
+            .ok()?;
+        let info: String = redis::cmd("INFO")
+            .arg("replication")
+            .arg("commandstats")
+            .query(&mut conn)
+            .ok()?;
+        let master = info.lines().any(|line| line.trim() == "role:master");
+        let executed = info
+            .lines()
+            .filter_map(|line| {
+                let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+                let calls = rest.split(',').find_map(|kv| kv.strip_prefix("calls="))?;
+                writes
+                    .iter()
+                    .any(|w| w == name)
+                    .then(|| calls.parse::<u64>().ok())?
+            })
+            .sum();
+        Some((master, executed))
+    }
+}
+
+/// A scratch CA, a server certificate for 127.0.0.1 and localhost, and a client certificate,
+/// made with `openssl` in a directory that goes with the value.
+pub struct Certificates {
+    pub dir: PathBuf,
+    owned: bool,
+}
+
+impl Certificates {
+    const FILES: [&str; 5] = [
+        "ca.crt",
+        "server.crt",
+        "server.key",
+        "client.crt",
+        "client.key",
+    ];
+
+    pub fn new() -> Certificates {
+        require_binary("openssl", "openssl");
+        let dir = std::env::temp_dir().join(format!(
+            "sessiond-certs-{}-{}",
+            std::process::id(),
+            free_port()
+        ));
+        std::fs::create_dir_all(&dir).expect("scratch directory for certificates");
+        let openssl = |args: &[&str]| {
+            let status = Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("openssl runs");
+            assert!(status.success(), "openssl {args:?} failed");
+        };
+        let rsa = ["-newkey", "rsa:2048", "-nodes"];
+        openssl(
+            &[
+                &["req", "-x509"][..],
+                &rsa,
+                &[
+                    "-days",
+                    "1",
+                    "-subj",
+                    "/CN=test CA",
+                    "-keyout",
+                    "ca.key",
+                    "-out",
+                    "ca.crt",
+                ],
+            ]
+            .concat(),
+        );
+        for (name, subject, extensions) in [
+            (
+                "server",
+                "/CN=127.0.0.1",
+                "subjectAltName=IP:127.0.0.1,DNS:localhost\n",
+            ),
+            ("client", "/CN=sessiond", "extendedKeyUsage=clientAuth\n"),
+        ] {
+            let (key, csr, crt, ext) = (
+                format!("{name}.key"),
+                format!("{name}.csr"),
+                format!("{name}.crt"),
+                format!("{name}.ext"),
+            );
+            std::fs::write(dir.join(&ext), extensions).unwrap();
+            openssl(
+                &[
+                    &["req"],
+                    &rsa[..],
+                    &["-subj", subject, "-keyout", &key, "-out", &csr],
+                ]
+                .concat(),
+            );
+            openssl(&[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.crt",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "1",
+                "-extfile",
+                &ext,
+                "-out",
+                &crt,
+            ]);
+        }
+        Certificates { dir, owned: true }
+    }
+
+    /// The certificates copied into a server's directory (not removed with this value).
+    fn at(dir: &std::path::Path) -> Certificates {
+        Certificates {
+            dir: dir.to_owned(),
+            owned: false,
+        }
+    }
+
+    pub fn path(&self, file: &str) -> PathBuf {
+        self.dir.join(file)
+    }
+
+    /// What a client trusting the scratch CA and presenting the client certificate uses.
+    pub fn client(&self) -> redis::TlsCertificates {
+        let read = |file: &str| std::fs::read(self.dir.join(file)).expect("certificate file");
+        redis::TlsCertificates {
+            client_tls: Some(redis::ClientTlsConfig {
+                client_cert: read("client.crt"),
+                client_key: read("client.key"),
+            }),
+            root_cert: Some(read("ca.crt")),
+        }
+    }
+}
+
+impl Drop for Certificates {
+    fn drop(&mut self) {
+        if self.owned {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 

@@ -6,6 +6,8 @@
 -- KEYS[3]  the owner's index {p}{T}us
 -- ARGV[1]  now (Unix seconds)   ARGV[2]  idle timeout (s)   ARGV[3]  absolute timeout (s)
 -- ARGV[4]  touch interval (s)   ARGV[5]  the handle T.h
+-- ARGV[6]  '1' when run as the read-only variant (`#!lua flags=no-writes`, for a master that
+--          refuses writes: NOREPLICAS): the same checks, nothing deleted, the expiry not slid
 -- Returns  the session's fields and values, flat, plus `_roles`, `_h` and, when this load
 --          slid the expiry, `_t` (the caller then counts the session as active); false when
 --          the session is unknown, expired, or its user is gone, disabled or not the one the
@@ -23,7 +25,9 @@ end
 local now = tonumber(ARGV[1])
 local idle = tonumber(ARGV[2])
 local absolute = tonumber(ARGV[3])
+local readonly = ARGV[6] == '1'
 local function drop()
+  if readonly then return false end
   redis.call('DEL', KEYS[1])
   if uid then redis.call('ZREM', KEYS[3], ARGV[5]) end
   return false
@@ -36,7 +40,7 @@ if uid then
   roles = user[2]
 end
 local touched = false
-if now - seen >= tonumber(ARGV[4]) then
+if not readonly and now - seen >= tonumber(ARGV[4]) then
   local expires = math.min(now + idle, created + absolute)
   redis.call('HSET', KEYS[1], '_s', ARGV[1])
   redis.call('EXPIREAT', KEYS[1], expires)

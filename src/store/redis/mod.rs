@@ -35,6 +35,10 @@ use crate::metrics::Metrics;
 /// declared keys, so the cluster suite is what proves them.
 struct Scripts {
     load: Script,
+    /// The load script flagged `no-writes`: a master refusing writes (`NOREPLICAS`: no replica
+    /// connected, with `min-replicas-to-write` set) still runs it, so sessions are read while
+    /// writes wait for a replica.
+    load_readonly: Script,
     rotate_refresh: Script,
     set_session_field: Script,
     create: Script,
@@ -53,10 +57,13 @@ struct Scripts {
     bump_counter: Script,
 }
 
+const LOAD: &str = include_str!("../lua/load_session-3.lua");
+
 impl Scripts {
     fn new() -> Scripts {
         Scripts {
-            load: Script::new(include_str!("../lua/load_session-3.lua")),
+            load: Script::new(LOAD),
+            load_readonly: Script::new(&LOAD.replacen("#!lua\n", "#!lua flags=no-writes\n", 1)),
             rotate_refresh: Script::new(include_str!("../lua/rotate_refresh-5.lua")),
             set_session_field: Script::new(include_str!("../lua/set_session_field-1.lua")),
             create: Script::new(include_str!("../lua/create_session-2.lua")),
@@ -118,6 +125,9 @@ pub struct RedisStore {
     fence_writes: bool,
     /// `store.min_replicas_acked`: creations and revocations wait for this many replicas.
     min_replicas_acked: u32,
+    /// Sessions seen and not yet written to the activity estimate, by minute
+    /// (`sessions::note_active`).
+    activity: std::sync::Mutex<std::collections::BTreeMap<i64, Vec<String>>>,
 }
 
 mod audit;
@@ -145,6 +155,7 @@ impl RedisStore {
         metrics: Arc<Metrics>,
         coherence: Coherence,
         min_replicas_acked: u32,
+        tls: Option<redis::TlsCertificates>,
     ) -> Result<RedisStore, StoreError> {
         let Coherence {
             near_cache_entries,
@@ -153,21 +164,46 @@ impl RedisStore {
         let bad_url = || StoreError::BadUrl(url.to_owned());
         let topology = Topology::parse(url).ok_or_else(bad_url)?;
         let source = match &topology {
-            Topology::Standalone(url) => Source::Standalone(
-                PoolConfig::from_url(url)
+            Topology::Standalone(url) => Source::Standalone(match &tls {
+                None => PoolConfig::from_url(url)
                     .create_pool(Some(Runtime::Tokio1))
                     .map_err(|_| bad_url())?,
-            ),
-            Topology::Cluster(nodes) => Source::Cluster(Box::new(
-                redis::cluster::ClusterClient::builder(nodes.clone())
+                // deadpool's own config keeps no certificates: the manager gets the client's
+                // connection info, which does.
+                Some(certs) => {
+                    let client = redis::Client::build_with_tls(url.as_str(), certs.clone())
+                        .map_err(|_| bad_url())?;
+                    let manager =
+                        deadpool_redis::Manager::new(client.get_connection_info().clone())
+                            .map_err(|_| bad_url())?;
+                    deadpool_redis::Pool::builder(manager)
+                        .runtime(Runtime::Tokio1)
+                        .build()
+                        .map_err(|_| bad_url())?
+                }
+            }),
+            Topology::Cluster(nodes) => {
+                // Retries (a slot migrating: TRYAGAIN; a failover: CLUSTERDOWN, a node gone)
+                // wait 10 ms and up, doubling, at most 250 ms: redis-rs's default starts at
+                // 1.28 s, so a request meeting a migration would spend its whole
+                // `store.timeout_ms` waiting. The timeout still bounds all retries together.
+                let mut builder = redis::cluster::ClusterClient::builder(nodes.clone())
                     .connection_timeout(timeout)
                     .response_timeout(timeout)
-                    .build()
-                    .map_err(|_| bad_url())?,
-            )),
-            Topology::Sentinel(target) => {
-                Source::Sentinel(sentinel::SentinelWatch::new(target.clone(), timeout))
+                    .min_retry_wait(10)
+                    .max_retry_wait(250)
+                    .retry_wait_formula(10, 2);
+                if let Some(certs) = &tls {
+                    // Every node, the ones discovered included, gets these.
+                    builder = builder.certs(certs.clone());
+                }
+                Source::Cluster(Box::new(builder.build().map_err(|_| bad_url())?))
             }
+            Topology::Sentinel(target) => Source::Sentinel(sentinel::SentinelWatch::new(
+                target.clone(),
+                timeout,
+                tls.clone(),
+            )),
         };
         let keys = Keys::new(prefix);
         // The near-cache watches one Redis's tracking socket: standalone only.
@@ -204,6 +240,7 @@ impl RedisStore {
             metrics,
             scripts: Scripts::new(),
             min_replicas_acked,
+            activity: Default::default(),
         })
     }
 
@@ -363,8 +400,11 @@ impl RedisStore {
     }
 
     /// Commands for several keys that may live in different slots, as groups that each stay in
-    /// one slot: one pipeline on a single Redis (one round trip); on a cluster one pipeline per
-    /// group, all at once. Replies come back flat, in order.
+    /// one slot: one pipeline on a single Redis (one round trip); on a cluster the groups all at
+    /// once, each group's commands one after another. Not one pipeline per group: when a slot
+    /// is being migrated, redis-rs sends `ASKING` before a redirected pipeline's first command
+    /// only, the next is refused (`MOVED`) and the whole pipeline is sent again, so its first
+    /// commands would run twice (an `INCRBY` counted twice). Replies come back flat, in order.
     async fn run_groups(
         &self,
         groups: Vec<Vec<redis::Cmd>>,
@@ -385,11 +425,11 @@ impl RedisStore {
                     let replies = futures_util::future::join_all(groups.into_iter().map(|group| {
                         let mut conn = conn.clone();
                         async move {
-                            let mut pipe = redis::pipe();
+                            let mut replies = Vec::with_capacity(group.len());
                             for cmd in group {
-                                pipe.add_command(cmd);
+                                replies.push(cmd.query_async::<redis::Value>(&mut conn).await?);
                             }
-                            pipe.query_async::<Vec<redis::Value>>(&mut conn).await
+                            Ok::<_, redis::RedisError>(replies)
                         }
                     }))
                     .await;

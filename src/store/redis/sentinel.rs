@@ -10,8 +10,8 @@
 //!   its next command (`RedisStore::connection`);
 //! - the master's address is also asked again every second (a message missed while a sentinel
 //!   was unreachable changes nothing for longer than that);
-//! - every sentinel is asked at once (`SENTINEL MASTER`), and the answer with the highest
-//!   `config-epoch` wins; an answer older than one already followed is ignored. A sentinel
+//! - every sentinel is asked at once (the master's address and its `config-epoch`), and the
+//!   answer with the highest epoch wins; an answer older than one already followed is ignored. A sentinel
 //!   that has not yet heard of a failover still names the old master, and following it back
 //!   (say, to a killed master restarted empty, still a master until Sentinel demotes it) would
 //!   read an empty store and write what the resync then wipes;
@@ -36,6 +36,9 @@ const POLL: Duration = Duration::from_secs(1);
 /// followed, before it is taken as the truth (about five seconds of polls).
 const STALE_ANSWERS: u32 = 5;
 
+/// `GET-MASTER-ADDR-BY-NAME`'s answer: host and port (as a string).
+type HostPort = (String, String);
+
 /// Where the sentinels say the master is, and the configuration epoch of that answer.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Master {
@@ -55,10 +58,16 @@ pub struct SentinelWatch {
     generation: AtomicU64,
     listening: AtomicBool,
     timeout: Duration,
+    /// `store.tls_*_file`, for the sentinels and the master alike.
+    tls: Option<redis::TlsCertificates>,
 }
 
 impl SentinelWatch {
-    pub fn new(target: SentinelTarget, timeout: Duration) -> Arc<SentinelWatch> {
+    pub fn new(
+        target: SentinelTarget,
+        timeout: Duration,
+        tls: Option<redis::TlsCertificates>,
+    ) -> Arc<SentinelWatch> {
         Arc::new(SentinelWatch {
             target,
             master: RwLock::new(None),
@@ -67,7 +76,15 @@ impl SentinelWatch {
             generation: AtomicU64::new(0),
             listening: AtomicBool::new(false),
             timeout,
+            tls,
         })
+    }
+
+    fn client(&self, url: &str) -> redis::RedisResult<redis::Client> {
+        match &self.tls {
+            Some(certs) => redis::Client::build_with_tls(url, certs.clone()),
+            None => redis::Client::open(url),
+        }
     }
 
     /// Connections made in an older generation must not be used.
@@ -133,7 +150,7 @@ impl SentinelWatch {
         };
         let generation = self.generation();
         let url = self.target.master_url(&host, port);
-        let client = redis::Client::open(url.as_str())?;
+        let client = self.client(&url)?;
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.timeout))
             .set_response_timeout(Some(self.timeout));
@@ -188,18 +205,26 @@ impl SentinelWatch {
         })
     }
 
-    /// One sentinel's view: `SENTINEL MASTER` (address and `config-epoch`), or `None` when it
-    /// does not know the name.
+    /// One sentinel's view: the master's address and the configuration epoch, or `None` when
+    /// it does not know the name. The address comes from `GET-MASTER-ADDR-BY-NAME`, not from
+    /// `SENTINEL MASTER`: once the promoted replica answers as master, the failover's leader
+    /// raises the epoch at once but keeps the old address in `SENTINEL MASTER` until every
+    /// replica is reconfigured, while `GET-MASTER-ADDR-BY-NAME` names the promoted replica from
+    /// that same moment. Both asked in one pipeline, they describe one state of the sentinel.
     async fn ask(&self, sentinel: &str) -> redis::RedisResult<Option<Master>> {
-        let client = redis::Client::open(sentinel)?;
+        let client = self.client(sentinel)?;
         let mut conn = client.get_multiplexed_async_connection().await?;
-        let reply: redis::RedisResult<Vec<String>> = redis::cmd("SENTINEL")
+        let reply: redis::RedisResult<(Option<HostPort>, Vec<String>)> = redis::pipe()
+            .cmd("SENTINEL")
+            .arg("GET-MASTER-ADDR-BY-NAME")
+            .arg(&self.target.master_name)
+            .cmd("SENTINEL")
             .arg("MASTER")
             .arg(&self.target.master_name)
             .query_async(&mut conn)
             .await;
-        let fields = match reply {
-            Ok(fields) => fields,
+        let (address, fields) = match reply {
+            Ok(reply) => reply,
             // "ERR No such master with that name"
             Err(err)
                 if matches!(
@@ -211,24 +236,18 @@ impl SentinelWatch {
             }
             Err(err) => return Err(err),
         };
-        let field = |name: &str| {
-            fields
-                .chunks_exact(2)
-                .find(|kv| kv[0] == name)
-                .map(|kv| kv[1].clone())
-        };
-        Ok(
-            match (field("ip"), field("port").and_then(|p| p.parse().ok())) {
-                (Some(host), Some(port)) => Some(Master {
-                    host,
-                    port,
-                    epoch: field("config-epoch")
-                        .and_then(|e| e.parse().ok())
-                        .unwrap_or(0),
-                }),
-                _ => None,
-            },
-        )
+        let epoch = fields
+            .chunks_exact(2)
+            .find(|kv| kv[0] == "config-epoch")
+            .and_then(|kv| kv[1].parse().ok())
+            .unwrap_or(0);
+        Ok(address.and_then(|(host, port)| {
+            Some(Master {
+                host,
+                port: port.parse().ok()?,
+                epoch,
+            })
+        }))
     }
 
     /// Starts (once) the tasks that follow the master: one subscription per sentinel, and the
@@ -264,7 +283,7 @@ impl SentinelWatch {
 
     /// Listens to one sentinel's `+switch-master` until its connection ends.
     async fn follow(&self, sentinel: &str) -> redis::RedisResult<()> {
-        let client = redis::Client::open(sentinel)?;
+        let client = self.client(sentinel)?;
         let mut pubsub = client.get_async_pubsub().await?;
         pubsub.subscribe("+switch-master").await?;
         let mut messages = pubsub.into_on_message();
@@ -300,7 +319,7 @@ mod tests {
         else {
             panic!("a sentinel URL");
         };
-        SentinelWatch::new(target, Duration::from_secs(1))
+        SentinelWatch::new(target, Duration::from_secs(1), None)
     }
 
     fn at(port: u16, epoch: u64) -> Master {

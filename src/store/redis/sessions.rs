@@ -12,6 +12,10 @@ use crate::store::keys::handle_tag;
 /// active); never stored, never returned to callers.
 const TOUCHED_FIELD: &str = "_t";
 
+/// Pending activity handles that make `note_active` write at once instead of waiting for the
+/// next flush: bounds the memory a burst of touches holds.
+const ACTIVITY_BATCH: usize = 10_000;
+
 impl RedisStore {
     pub async fn load_session(
         &self,
@@ -31,17 +35,9 @@ impl RedisStore {
             },
             None => None,
         };
-        let mut invocation = self.scripts.load.key(self.keys.session(sid_hash));
-        invocation
-            .key(self.keys.user(tag))
-            .key(self.keys.user_sessions(tag))
-            .arg(now)
-            .arg(self.policy.idle_secs)
-            .arg(self.policy.absolute_secs)
-            .arg(self.policy.touch_secs)
-            .arg(sid_hash);
+        let invocation = self.load_invocation(&self.scripts.load, sid_hash, tag, now, false);
         let mut touched = false;
-        let mut loaded = match tracked {
+        let loaded = match tracked {
             // Read on the tracking connection, so Redis tells this process when it changes.
             Some((near, conn, token)) => {
                 let mut loaded = self
@@ -58,14 +54,28 @@ impl RedisStore {
                     loaded.as_ref().ok().and_then(Option::as_ref),
                     &self.policy,
                 );
-                loaded?
+                loaded
             }
             None => self
                 .run(
                     |mut conn| async move { invocation.invoke_async::<LoadReply>(&mut conn).await },
                 )
                 .await
-                .map(LoadReply::into_fields)?,
+                .map(LoadReply::into_fields),
+        };
+        let mut loaded = match loaded {
+            // The master takes no writes until a replica is back: read the session without
+            // sliding its expiry (nor deleting it if it expired: it is refused either way).
+            Err(err) if err.is_no_replicas() => {
+                let invocation =
+                    self.load_invocation(&self.scripts.load_readonly, sid_hash, tag, now, true);
+                self.run(
+                    |mut conn| async move { invocation.invoke_async::<LoadReply>(&mut conn).await },
+                )
+                .await
+                .map(LoadReply::into_fields)?
+            }
+            loaded => loaded?,
         };
         if let Some(fields) = &mut loaded
             && fields.remove(TOUCHED_FIELD).is_some()
@@ -78,15 +88,63 @@ impl RedisStore {
         Ok(loaded)
     }
 
-    /// The activity estimate, after a load slid a session's expiry: `PFADD` to this minute's
-    /// bucket (its own slot: a follow-up command, at most once per touch interval per session).
+    fn load_invocation<'a>(
+        &self,
+        script: &'a redis::Script,
+        sid_hash: &str,
+        tag: &str,
+        now: i64,
+        readonly: bool,
+    ) -> redis::ScriptInvocation<'a> {
+        let mut invocation = script.key(self.keys.session(sid_hash));
+        invocation
+            .key(self.keys.user(tag))
+            .key(self.keys.user_sessions(tag))
+            .arg(now)
+            .arg(self.policy.idle_secs)
+            .arg(self.policy.absolute_secs)
+            .arg(self.policy.touch_secs)
+            .arg(sid_hash)
+            .arg(if readonly { "1" } else { "0" });
+        invocation
+    }
+
+    /// The activity estimate, after a load slid a session's expiry (or a session began): the
+    /// handle joins this minute's pending batch, which `flush_activity` writes (a second later,
+    /// or when the batch is full): the minute's key has a slot of its own, so writing it at
+    /// once would cost a request a second round trip.
     async fn note_active(&self, sid_hash: &str) {
-        let key = self.keys.active(crate::store::minute_of(self.clock.now()));
-        let mut add = redis::cmd("PFADD");
-        add.arg(&key).arg(sid_hash);
-        let mut expire = redis::cmd("EXPIRE");
-        expire.arg(&key).arg(self.active_ttl());
-        self.follow_up("activity", vec![vec![add, expire]]).await;
+        let minute = crate::store::minute_of(self.clock.now());
+        let full = {
+            let mut pending = self.activity.lock().unwrap_or_else(|p| p.into_inner());
+            pending.entry(minute).or_default().push(sid_hash.to_owned());
+            pending.values().map(Vec::len).sum::<usize>() >= ACTIVITY_BATCH
+        };
+        if full {
+            self.flush_activity().await;
+        }
+    }
+
+    /// Writes the pending activity: per minute, one `PFADD` of every handle seen and the key's
+    /// `EXPIRE`. Best-effort like every view: a failed flush is logged and its handles dropped
+    /// (the estimate then misses them).
+    pub async fn flush_activity(&self) {
+        let pending = std::mem::take(&mut *self.activity.lock().unwrap_or_else(|p| p.into_inner()));
+        if pending.is_empty() {
+            return;
+        }
+        let groups = pending
+            .into_iter()
+            .map(|(minute, handles)| {
+                let key = self.keys.active(minute);
+                let mut add = redis::cmd("PFADD");
+                add.arg(&key).arg(handles);
+                let mut expire = redis::cmd("EXPIRE");
+                expire.arg(&key).arg(self.active_ttl());
+                vec![add, expire]
+            })
+            .collect();
+        self.follow_up("activity", groups).await;
     }
 
     /// The near-cache's miss: the load script, then the owner's record read on its own, once
@@ -538,6 +596,8 @@ impl RedisStore {
     }
 
     pub async fn active_sessions(&self) -> Result<u64, StoreError> {
+        // This instance's own pending activity counts.
+        self.flush_activity().await;
         let current = crate::store::minute_of(self.clock.now());
         let window = (self.policy.idle_secs + 59) / 60;
         let keys: Vec<String> = (0..=window)
