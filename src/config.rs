@@ -420,6 +420,12 @@ impl Settings {
                 "must be positive: 0 would let a slow client hold a connection forever",
             ));
         }
+        if self.store.activity_flush_ms > 60_000 {
+            return Err(invalid(
+                "store.activity_flush_ms",
+                "must be at most 60000: the estimate counts sessions by minute",
+            ));
+        }
         if self.store.tls_cert_file.is_some() != self.store.tls_key_file.is_some() {
             return Err(invalid(
                 "store.tls_cert_file",

@@ -48,7 +48,7 @@ pub enum StoreError {
     BadUrl(String),
     #[error("{0}")]
     Unsupported(&'static str),
-    #[error("could not read {0} (store.tls_*_file)")]
+    #[error("could not use {0} (store.tls_*_file)")]
     TlsFile(std::path::PathBuf, #[source] std::io::Error),
     #[error("could not start the near-cache's thread")]
     NearCache(#[source] std::io::Error),

@@ -309,14 +309,29 @@ macro_rules! dispatch {
 fn tls_certificates(
     store: &crate::config::StoreSettings,
 ) -> Result<Option<::redis::TlsCertificates>, StoreError> {
-    let read = |path: &std::path::PathBuf| {
-        std::fs::read(path).map_err(|err| StoreError::TlsFile(path.clone(), err))
+    // Read, and checked for what each must hold: a file of the wrong kind (DER, a key where a
+    // certificate goes) would otherwise only fail each connection, as an outage.
+    let read = |path: &std::path::PathBuf, holds: &str| {
+        let pem = std::fs::read(path).map_err(|err| StoreError::TlsFile(path.clone(), err))?;
+        if !String::from_utf8_lossy(&pem).contains(holds) {
+            let wrong = std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("no PEM block containing {holds:?}"),
+            );
+            return Err(StoreError::TlsFile(path.clone(), wrong));
+        }
+        Ok(pem)
     };
-    let root_cert = store.tls_ca_file.as_ref().map(read).transpose()?;
+    const CERTIFICATE: &str = "-----BEGIN CERTIFICATE-----";
+    let root_cert = store
+        .tls_ca_file
+        .as_ref()
+        .map(|ca| read(ca, CERTIFICATE))
+        .transpose()?;
     let client_tls = match (&store.tls_cert_file, &store.tls_key_file) {
         (Some(cert), Some(key)) => Some(::redis::ClientTlsConfig {
-            client_cert: read(cert)?,
-            client_key: read(key)?,
+            client_cert: read(cert, CERTIFICATE)?,
+            client_key: read(key, "PRIVATE KEY-----")?,
         }),
         _ => None,
     };

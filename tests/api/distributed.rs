@@ -515,6 +515,35 @@ async fn sentinel_app() -> (Arc<SentinelGroup>, TestApp) {
 }
 
 #[actix_web::test]
+async fn a_master_refusing_writes_is_read_only_while_the_sentinels_name_it() {
+    // Arrange: a signed-in user; the master refuses writes (as one cut off from its replica).
+    let (group, app) = sentinel_app().await;
+    let alice = app.logged_in("alice", &[]).await;
+    let master = group.server(group.master_port());
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("min-replicas-to-write")
+        .arg(5)
+        .query(&mut master.connection().unwrap())
+        .unwrap();
+
+    // Act: read while the sentinels answer; then with every sentinel gone (as for an
+    // instance cut off with the old master from the sentinels, which may have promoted
+    // another and revoked sessions there), once their last answer is older than two polls.
+    let named = alice.me_status().await;
+    group.kill_sentinels();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let unconfirmed = alice.me_status().await;
+
+    // Assert
+    assert_eq!(named, 200, "read-only while a majority names this master");
+    assert_eq!(
+        unconfirmed, 503,
+        "a master no sentinel vouches for is not read from"
+    );
+}
+
+#[actix_web::test]
 async fn a_sentinel_failover_under_load_loses_no_acknowledged_write() {
     // Arrange
     let (group, app) = sentinel_app().await;
@@ -591,15 +620,19 @@ fn trusting(settings: &mut sessiond::config::Settings, certs: &Certificates) {
     settings.store.tls_key_file = Some(certs.path("client.key"));
 }
 
-/// Whether a store opened with `settings` can read anything (it connects lazily).
-async fn store_answers(settings: &sessiond::config::Settings) -> bool {
-    let store = sessiond::store::Store::open(
+fn open_store(
+    settings: &sessiond::config::Settings,
+) -> Result<sessiond::store::Store, sessiond::store::StoreError> {
+    sessiond::store::Store::open(
         settings,
         sessiond::clock::Clock::system(),
         Arc::new(sessiond::metrics::Metrics::default()),
     )
-    .unwrap();
-    store.user_count().await.is_ok()
+}
+
+/// Whether a store opened with `settings` can read anything (it connects lazily).
+async fn store_answers(settings: &sessiond::config::Settings) -> bool {
+    open_store(settings).unwrap().user_count().await.is_ok()
 }
 
 #[actix_web::test]
@@ -649,17 +682,19 @@ async fn a_tls_cluster_that_asks_for_client_certificates_serves_sessions() {
     );
     let mut missing = app.settings.clone();
     missing.store.tls_ca_file = Some("/nonexistent/ca.crt".into());
-    let refused = sessiond::store::Store::open(
-        &missing,
-        sessiond::clock::Clock::system(),
-        Arc::new(sessiond::metrics::Metrics::default()),
-    )
-    .err()
-    .expect("a CA file that cannot be read stops the start");
+    let refused = open_store(&missing)
+        .err()
+        .expect("a CA file that cannot be read stops the start");
     assert!(
         refused.to_string().contains("/nonexistent/ca.crt"),
         "{refused}"
     );
+    let mut swapped = app.settings.clone();
+    swapped.store.tls_cert_file = Some(certs.path("client.key"));
+    let refused = open_store(&swapped)
+        .err()
+        .expect("a key where the certificate goes stops the start");
+    assert!(refused.to_string().contains("client.key"), "{refused}");
 }
 
 #[actix_web::test]

@@ -516,6 +516,16 @@ impl SentinelGroup {
         new
     }
 
+    /// Every sentinel stops (`kill -9`): the app is cut off from them.
+    pub fn kill_sentinels(&self) {
+        for sentinel in &self.sentinels {
+            if let Some(mut child) = sentinel.child.lock().unwrap().take() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+    }
+
     /// A connection to sentinel number `sentinel`.
     fn connection(&self, sentinel: usize) -> redis::RedisResult<redis::Connection> {
         let port = self.sentinels[sentinel].port;

@@ -19,13 +19,17 @@ pub struct RedisServer {
     args: Vec<String>,
 }
 
+/// A port nothing listens on now (never 6379), whose cluster bus port (+10000) is free too.
 pub fn free_port() -> u16 {
     loop {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("no free local port")
             .port();
-        if port != 6379 {
+        let bus_free = port
+            .checked_add(10000)
+            .is_some_and(|bus| TcpListener::bind(("127.0.0.1", bus)).is_ok());
+        if port != 6379 && bus_free {
             return port;
         }
     }
@@ -54,41 +58,48 @@ impl RedisServer {
 
     /// A server with more `redis-server` arguments, on a free port of its own.
     pub fn start_with_args(args: &[&str]) -> RedisServer {
-        require_binary("redis-server", "redis-server");
-        let port = free_port();
-        let dir =
-            std::env::temp_dir().join(format!("sessiond-redis-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("scratch directory for redis");
-        let server = RedisServer {
-            port,
-            dir,
-            child: Mutex::new(None),
-            tls: false,
-            config: None,
-            args: args.iter().map(|a| a.to_string()).collect(),
-        };
-        server.spawn();
-        server
+        RedisServer::launch("redis", None, None, args)
     }
 
     /// A server started from a configuration file (the shipped `deploy/redis.conf`), on a
     /// free port and in a scratch directory of its own.
     pub fn start_with_config(config: PathBuf) -> RedisServer {
+        RedisServer::launch("redis-conf", None, Some(config), &[])
+    }
+
+    /// Starts a server on a free port, and on another if the one picked was taken in between
+    /// (by another test's server, or a cluster node's bus port): it then exits at once.
+    fn launch(
+        kind: &str,
+        certs: Option<&Certificates>,
+        config: Option<PathBuf>,
+        args: &[&str],
+    ) -> RedisServer {
         require_binary("redis-server", "redis-server");
-        let port = free_port();
-        let dir =
-            std::env::temp_dir().join(format!("sessiond-redis-conf-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("scratch directory for redis");
-        let server = RedisServer {
-            port,
-            dir,
-            child: Mutex::new(None),
-            tls: false,
-            config: Some(config),
-            args: Vec::new(),
-        };
-        server.spawn();
-        server
+        for _ in 0..5 {
+            let port = free_port();
+            let dir =
+                std::env::temp_dir().join(format!("sessiond-{kind}-{}-{port}", std::process::id()));
+            std::fs::create_dir_all(&dir).expect("scratch directory for redis");
+            if let Some(certs) = certs {
+                for file in Certificates::FILES {
+                    std::fs::copy(certs.dir.join(file), dir.join(file))
+                        .expect("certificate copied");
+                }
+            }
+            let server = RedisServer {
+                port,
+                dir,
+                child: Mutex::new(None),
+                tls: certs.is_some(),
+                config: config.clone(),
+                args: args.iter().map(|a| a.to_string()).collect(),
+            };
+            if server.try_spawn() {
+                return server;
+            }
+        }
+        panic!("redis-server exited at once on five free ports in a row");
     }
 
     /// `kill -9`: no shutdown, no save; what survives is what was on disk.
@@ -111,27 +122,20 @@ impl RedisServer {
     /// A TLS-only server whose certificates come from `certs` (copied into its directory, with
     /// the client's, which its own test connections present), with more arguments.
     pub fn start_tls_with_args(args: &[&str], certs: &Certificates) -> RedisServer {
-        require_binary("redis-server", "redis-server");
-        let port = free_port();
-        let dir =
-            std::env::temp_dir().join(format!("sessiond-redis-tls-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("scratch directory for redis");
-        for file in Certificates::FILES {
-            std::fs::copy(certs.dir.join(file), dir.join(file)).expect("certificate copied");
-        }
-        let server = RedisServer {
-            port,
-            dir,
-            child: Mutex::new(None),
-            tls: true,
-            config: None,
-            args: args.iter().map(|a| a.to_string()).collect(),
-        };
-        server.spawn();
-        server
+        RedisServer::launch("redis-tls", Some(certs), None, args)
     }
 
+    /// Starts the server again on its own port (after `kill` or `stop`).
     fn spawn(&self) {
+        assert!(
+            self.try_spawn(),
+            "redis-server exited at once on port {} (taken?)",
+            self.port
+        );
+    }
+
+    /// Starts the server and waits until it answers: false if it exited first.
+    fn try_spawn(&self) -> bool {
         let mut command = Command::new("redis-server");
         if let Some(config) = &self.config {
             command.arg(config);
@@ -171,7 +175,12 @@ impl RedisServer {
                 .connection()
                 .is_ok_and(|mut c| redis::cmd("PING").query::<String>(&mut c).is_ok())
             {
-                return;
+                return true;
+            }
+            if let Some(child) = self.child.lock().unwrap().as_mut()
+                && child.try_wait().is_ok_and(|status| status.is_some())
+            {
+                return false;
             }
             assert!(
                 Instant::now() < deadline,

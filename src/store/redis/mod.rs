@@ -293,6 +293,17 @@ impl RedisStore {
         }
     }
 
+    /// Whether a master that refuses writes (`NOREPLICAS`) may still be read from. One Redis:
+    /// it is the only master there is. A cluster: a master cut off from the majority stops
+    /// answering at all (`CLUSTERDOWN`). Sentinel: only while a majority of the sentinels
+    /// names it (`SentinelWatch::confirmed_recently`).
+    fn may_read_without_replicas(&self) -> bool {
+        match &self.source {
+            Source::Sentinel(watch) => watch.confirmed_recently(),
+            _ => true,
+        }
+    }
+
     async fn connection(&self) -> Result<Conn, StoreError> {
         let generation = self.generation();
         let cached = self

@@ -29,6 +29,9 @@ use redis::aio::MultiplexedConnection;
 use super::topology::SentinelTarget;
 use crate::store::{StoreCause, StoreError};
 
+/// How long a majority's answer lets a master refusing writes be read from (two polls).
+const CONFIRMED_FOR: Duration = Duration::from_secs(2);
+
 /// How often the master's address is asked again besides the `+switch-master` messages.
 const POLL: Duration = Duration::from_secs(1);
 
@@ -58,6 +61,10 @@ pub struct SentinelWatch {
     generation: AtomicU64,
     listening: AtomicBool,
     timeout: Duration,
+    /// When (milliseconds since `started`) a majority of the sentinels last named the master
+    /// followed; 0 = never.
+    confirmed_at: AtomicU64,
+    started: std::time::Instant,
     /// `store.tls_*_file`, for the sentinels and the master alike.
     tls: Option<redis::TlsCertificates>,
 }
@@ -76,8 +83,39 @@ impl SentinelWatch {
             generation: AtomicU64::new(0),
             listening: AtomicBool::new(false),
             timeout,
+            confirmed_at: AtomicU64::new(0),
+            started: std::time::Instant::now(),
             tls,
         })
+    }
+
+    /// Whether a majority of the sentinels named the master followed within the last
+    /// `CONFIRMED_FOR`. A master that refuses writes (`NOREPLICAS`) is read from only then: one
+    /// cut off with this instance from the sentinels' majority, which may have promoted another
+    /// and revoked sessions there, must not go on serving them.
+    pub fn confirmed_recently(&self) -> bool {
+        let at = self.confirmed_at.load(Ordering::Acquire);
+        at > 0 && self.elapsed_ms() <= at + CONFIRMED_FOR.as_millis() as u64
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// Follows `found` (`set_master`), and notes it confirmed when `agreeing` sentinels, a
+    /// majority of those configured, named it and it is the master followed.
+    fn follow_answer(&self, found: Master, agreeing: usize) {
+        self.set_master(found.clone());
+        let followed = self
+            .master
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .is_some_and(|m| m.host == found.host && m.port == found.port);
+        if followed && agreeing * 2 > self.target.sentinels.len() {
+            self.confirmed_at
+                .store(self.elapsed_ms().max(1), Ordering::Release);
+        }
     }
 
     fn client(&self, url: &str) -> redis::RedisResult<redis::Client> {
@@ -136,8 +174,8 @@ impl SentinelWatch {
         // Asked afresh for every new connection (rare: the first, and after a failure), not
         // taken from what was followed last: a master that died and came back empty is a
         // master again for a moment, and only the configuration epoch says it is not ours.
-        let found = self.resolve().await?;
-        self.set_master(found);
+        let (found, agreeing) = self.resolve().await?;
+        self.follow_answer(found, agreeing);
         let Some(Master { host, port, .. }) = self
             .master
             .read()
@@ -174,8 +212,8 @@ impl SentinelWatch {
     }
 
     /// Asks every sentinel at once where the master is; the answer of the highest
-    /// configuration epoch wins.
-    async fn resolve(&self) -> Result<Master, StoreError> {
+    /// configuration epoch wins. Also says how many sentinels gave that very answer.
+    async fn resolve(&self) -> Result<(Master, usize), StoreError> {
         let answers = futures_util::future::join_all(
             self.target
                 .sentinels
@@ -184,20 +222,23 @@ impl SentinelWatch {
         )
         .await;
         let mut best: Option<Master> = None;
+        let mut named = Vec::new();
         let mut last = None;
         for answer in answers {
             match answer {
                 Ok(Ok(Some(found))) => {
                     if best.as_ref().is_none_or(|b| found.epoch > b.epoch) {
-                        best = Some(found);
+                        best = Some(found.clone());
                     }
+                    named.push(found);
                 }
                 Ok(Ok(None)) | Err(_) => {}
                 Ok(Err(err)) => last = Some(err),
             }
         }
         if let Some(best) = best {
-            return Ok(best);
+            let agreeing = named.iter().filter(|found| **found == best).count();
+            return Ok((best, agreeing));
         }
         Err(match last.map(StoreError::from) {
             Some(err) if err.is_unreachable() => err,
@@ -274,8 +315,8 @@ impl SentinelWatch {
             loop {
                 tokio::time::sleep(POLL).await;
                 let Some(this) = watch.upgrade() else { return };
-                if let Ok(found) = this.resolve().await {
-                    this.set_master(found);
+                if let Ok((found, agreeing)) = this.resolve().await {
+                    this.follow_answer(found, agreeing);
                 }
             }
         });
@@ -299,8 +340,8 @@ impl SentinelWatch {
                 // The message carries no epoch: drop every connection now, and follow what
                 // the sentinels, asked together, say is the latest configuration.
                 self.forget_master();
-                if let Ok(found) = self.resolve().await {
-                    self.set_master(found);
+                if let Ok((found, agreeing)) = self.resolve().await {
+                    self.follow_answer(found, agreeing);
                 }
             }
         }
@@ -332,6 +373,18 @@ mod tests {
 
     fn followed(watch: &SentinelWatch) -> Option<u16> {
         watch.master.read().unwrap().as_ref().map(|m| m.port)
+    }
+
+    #[test]
+    fn a_master_is_confirmed_only_by_a_majority_of_the_sentinels() {
+        let watch = watch(); // two sentinels configured
+        assert!(!watch.confirmed_recently());
+
+        watch.follow_answer(at(7000, 3), 1);
+        assert!(!watch.confirmed_recently(), "one of two is no majority");
+
+        watch.follow_answer(at(7000, 3), 2);
+        assert!(watch.confirmed_recently());
     }
 
     #[test]

@@ -65,8 +65,9 @@ impl RedisStore {
         };
         let mut loaded = match loaded {
             // The master takes no writes until a replica is back: read the session without
-            // sliding its expiry (nor deleting it if it expired: it is refused either way).
-            Err(err) if err.is_no_replicas() => {
+            // sliding its expiry (nor deleting it if it expired: it is refused either way);
+            // behind Sentinel, only while a majority of the sentinels name this master.
+            Err(err) if err.is_no_replicas() && self.may_read_without_replicas() => {
                 let invocation =
                     self.load_invocation(&self.scripts.load_readonly, sid_hash, tag, now, true);
                 self.run(
