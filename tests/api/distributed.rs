@@ -529,10 +529,11 @@ async fn a_master_refusing_writes_is_read_only_while_the_sentinels_name_it() {
 
     // Act: read while the sentinels answer; then with every sentinel gone (as for an
     // instance cut off with the old master from the sentinels, which may have promoted
-    // another and revoked sessions there), once their last answer is older than two polls.
+    // another and revoked sessions there), once their last answer is too old.
     let named = alice.me_status().await;
     group.kill_sentinels();
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Past the confirmation's window: a poll (1 s), store.timeout_ms (2 s) and a second.
+    tokio::time::sleep(Duration::from_secs(5)).await;
     let unconfirmed = alice.me_status().await;
 
     // Assert

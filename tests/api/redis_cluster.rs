@@ -365,48 +365,7 @@ impl SentinelGroup {
             info.contains("master_link_status:up")
         });
         let sentinels = (0..3)
-            .map(|_| {
-                let port = free_port();
-                let dir = std::env::temp_dir()
-                    .join(format!("sessiond-sentinel-{}-{port}", std::process::id()));
-                std::fs::create_dir_all(&dir).unwrap();
-                let config = dir.join("sentinel.conf");
-                let listen = match &certs {
-                    Some(certs) => format!(
-                        "port 0\ntls-port {port}\ntls-replication yes\ntls-auth-clients no\n\
-                         tls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\n",
-                        certs.path("server.crt").display(),
-                        certs.path("server.key").display(),
-                        certs.path("ca.crt").display()
-                    ),
-                    None => format!("port {port}\n"),
-                };
-                std::fs::write(
-                    &config,
-                    format!(
-                        "{listen}bind 127.0.0.1\ndir {}\n\
-                         sentinel monitor {MASTER_NAME} 127.0.0.1 {} 2\n\
-                         sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
-                         sentinel failover-timeout {MASTER_NAME} 4000\n\
-                         sentinel parallel-syncs {MASTER_NAME} 1\n",
-                        dir.display(),
-                        master.port()
-                    ),
-                )
-                .unwrap();
-                let child = Command::new("redis-server")
-                    .arg(&config)
-                    .arg("--sentinel")
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .spawn()
-                    .expect("redis-server --sentinel starts");
-                Sentinel {
-                    port,
-                    dir,
-                    child: Mutex::new(Some(child)),
-                }
-            })
+            .map(|_| start_sentinel(certs.as_ref(), master.port()))
             .collect();
         let group = SentinelGroup {
             servers: vec![master, replica],
@@ -537,6 +496,85 @@ impl SentinelGroup {
             None => redis::Client::open(format!("redis://127.0.0.1:{port}"))?.get_connection(),
         }
     }
+}
+
+/// A sentinel watching the master on `master_port`, on a free port (another if the one picked
+/// was taken in between and it exits at once).
+fn start_sentinel(certs: Option<&Certificates>, master_port: u16) -> Sentinel {
+    for _ in 0..5 {
+        let port = free_port();
+        let dir =
+            std::env::temp_dir().join(format!("sessiond-sentinel-{}-{port}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = dir.join("sentinel.conf");
+        let listen = match certs {
+            Some(certs) => format!(
+                "port 0\ntls-port {port}\ntls-replication yes\ntls-auth-clients no\n\
+                 tls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\n",
+                certs.path("server.crt").display(),
+                certs.path("server.key").display(),
+                certs.path("ca.crt").display()
+            ),
+            None => format!("port {port}\n"),
+        };
+        std::fs::write(
+            &config,
+            format!(
+                "{listen}bind 127.0.0.1\ndir {}\n\
+                 sentinel monitor {MASTER_NAME} 127.0.0.1 {master_port} 2\n\
+                 sentinel down-after-milliseconds {MASTER_NAME} 1000\n\
+                 sentinel failover-timeout {MASTER_NAME} 4000\n\
+                 sentinel parallel-syncs {MASTER_NAME} 1\n",
+                dir.display(),
+            ),
+        )
+        .unwrap();
+        let mut child = Command::new("redis-server")
+            .arg(&config)
+            .arg("--sentinel")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server --sentinel starts");
+        // Answering as itself (or gone, or another server there: the port was taken).
+        let pid = child.id();
+        let answering = || -> Option<u32> {
+            let mut conn = match certs {
+                Some(certs) => redis::Client::build_with_tls(
+                    format!("rediss://127.0.0.1:{port}"),
+                    certs.client(),
+                ),
+                None => redis::Client::open(format!("redis://127.0.0.1:{port}")),
+            }
+            .ok()?
+            .get_connection()
+            .ok()?;
+            let info: String = redis::cmd("INFO").arg("server").query(&mut conn).ok()?;
+            info.lines()
+                .find_map(|l| l.strip_prefix("process_id:"))
+                .and_then(|id| id.trim().parse().ok())
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let listening = loop {
+            if child.try_wait().is_ok_and(|status| status.is_some()) {
+                break false;
+            }
+            if let Some(answering) = answering() {
+                break answering == pid;
+            }
+            assert!(Instant::now() < deadline, "a sentinel did not listen");
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let sentinel = Sentinel {
+            port,
+            dir,
+            child: Mutex::new(Some(child)),
+        };
+        if listening {
+            return sentinel;
+        }
+    }
+    panic!("redis-server --sentinel exited at once on five free ports in a row");
 }
 
 pub fn wait_for(limit: Duration, what: &str, mut ready: impl FnMut() -> bool) {

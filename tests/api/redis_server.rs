@@ -76,10 +76,16 @@ impl RedisServer {
         args: &[&str],
     ) -> RedisServer {
         require_binary("redis-server", "redis-server");
+        static ATTEMPTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         for _ in 0..5 {
             let port = free_port();
-            let dir =
-                std::env::temp_dir().join(format!("sessiond-{kind}-{}-{port}", std::process::id()));
+            // A directory of its own per attempt: two attempts that picked one port must not
+            // share (and then remove) one directory.
+            let attempt = ATTEMPTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let dir = std::env::temp_dir().join(format!(
+                "sessiond-{kind}-{}-{port}-{attempt}",
+                std::process::id()
+            ));
             std::fs::create_dir_all(&dir).expect("scratch directory for redis");
             if let Some(certs) = certs {
                 for file in Certificates::FILES {
@@ -170,16 +176,27 @@ impl RedisServer {
             .expect("redis-server failed to start");
         *self.child.lock().unwrap() = Some(child);
         let deadline = Instant::now() + Duration::from_secs(10);
+        let pid = self.child.lock().unwrap().as_ref().map(Child::id);
         loop {
-            if self
-                .connection()
-                .is_ok_and(|mut c| redis::cmd("PING").query::<String>(&mut c).is_ok())
-            {
-                return true;
-            }
             if let Some(child) = self.child.lock().unwrap().as_mut()
                 && child.try_wait().is_ok_and(|status| status.is_some())
             {
+                return false;
+            }
+            // Ready (PING answers once the data set is loaded), and answered by our own
+            // process, not by another test's server on a port it took.
+            if let Some(answering) = self.connection().ok().and_then(|mut c| {
+                redis::cmd("PING").query::<String>(&mut c).ok()?;
+                let info: String = redis::cmd("INFO").arg("server").query(&mut c).ok()?;
+                info.lines()
+                    .find_map(|l| l.strip_prefix("process_id:"))
+                    .and_then(|id| id.trim().parse::<u32>().ok())
+            }) {
+                if Some(answering) == pid {
+                    return true;
+                }
+                // Ours cannot bind the port: it exits; the caller picks another.
+                self.kill();
                 return false;
             }
             assert!(

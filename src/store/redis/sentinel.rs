@@ -29,8 +29,10 @@ use redis::aio::MultiplexedConnection;
 use super::topology::SentinelTarget;
 use crate::store::{StoreCause, StoreError};
 
-/// How long a majority's answer lets a master refusing writes be read from (two polls).
-const CONFIRMED_FOR: Duration = Duration::from_secs(2);
+/// How long, after the sentinels were asked, a majority's answer lets a master refusing writes
+/// be read from: the next poll's answer, a second later, must have had time to come back (it
+/// may wait `store.timeout_ms` for a slow sentinel), so the window is that plus a second.
+const CONFIRMED_SLACK: Duration = Duration::from_secs(1);
 
 /// How often the master's address is asked again besides the `+switch-master` messages.
 const POLL: Duration = Duration::from_secs(1);
@@ -38,6 +40,18 @@ const POLL: Duration = Duration::from_secs(1);
 /// Answers in a row, all sentinels asked, naming an older configuration epoch than the one
 /// followed, before it is taken as the truth (about five seconds of polls).
 const STALE_ANSWERS: u32 = 5;
+
+/// What the sentinels, asked together, said.
+struct Answer {
+    /// The answer of the highest configuration epoch.
+    master: Master,
+    /// How many sentinels gave that very answer.
+    agreeing: usize,
+    /// How many sentinels there are (the URL's, or more if one knows of more).
+    sentinels: usize,
+    /// When they were asked (`SentinelWatch::elapsed_ms`).
+    asked_at: u64,
+}
 
 /// `GET-MASTER-ADDR-BY-NAME`'s answer: host and port (as a string).
 type HostPort = (String, String);
@@ -89,22 +103,30 @@ impl SentinelWatch {
         })
     }
 
-    /// Whether a majority of the sentinels named the master followed within the last
-    /// `CONFIRMED_FOR`. A master that refuses writes (`NOREPLICAS`) is read from only then: one
+    /// Whether a majority of the sentinels named the master followed when last asked (within a
+    /// poll, its timeout and `CONFIRMED_SLACK`). A master that refuses writes (`NOREPLICAS`) is read from only then: one
     /// cut off with this instance from the sentinels' majority, which may have promoted another
     /// and revoked sessions there, must not go on serving them.
     pub fn confirmed_recently(&self) -> bool {
         let at = self.confirmed_at.load(Ordering::Acquire);
-        at > 0 && self.elapsed_ms() <= at + CONFIRMED_FOR.as_millis() as u64
+        let window = POLL + self.timeout + CONFIRMED_SLACK;
+        at > 0 && self.elapsed_ms() <= at + window.as_millis() as u64
     }
 
     fn elapsed_ms(&self) -> u64 {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
-    /// Follows `found` (`set_master`), and notes it confirmed when `agreeing` sentinels, a
-    /// majority of those configured, named it and it is the master followed.
-    fn follow_answer(&self, found: Master, agreeing: usize) {
+    /// Follows `found` (`set_master`), and notes it confirmed as of `asked_at` (when the
+    /// sentinels were asked, not when the slowest answered) when `agreeing` sentinels, a
+    /// majority of the sentinels there are, named it and it is the master followed.
+    fn follow_answer(&self, answer: Answer) {
+        let Answer {
+            master: found,
+            agreeing,
+            sentinels,
+            asked_at,
+        } = answer;
         self.set_master(found.clone());
         let followed = self
             .master
@@ -112,9 +134,8 @@ impl SentinelWatch {
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
             .is_some_and(|m| m.host == found.host && m.port == found.port);
-        if followed && agreeing * 2 > self.target.sentinels.len() {
-            self.confirmed_at
-                .store(self.elapsed_ms().max(1), Ordering::Release);
+        if followed && agreeing * 2 > sentinels {
+            self.confirmed_at.store(asked_at.max(1), Ordering::Release);
         }
     }
 
@@ -132,7 +153,9 @@ impl SentinelWatch {
 
     /// The master moved, or a command found it is no longer one: every kept connection goes.
     pub fn forget_master(&self) {
-        *self.master.write().unwrap_or_else(|p| p.into_inner()) = None;
+        let mut master = self.master.write().unwrap_or_else(|p| p.into_inner());
+        *master = None;
+        // Under the lock, so `connect` reads a master and its generation together.
         self.generation.fetch_add(1, Ordering::AcqRel);
     }
 
@@ -174,19 +197,19 @@ impl SentinelWatch {
         // Asked afresh for every new connection (rare: the first, and after a failure), not
         // taken from what was followed last: a master that died and came back empty is a
         // master again for a moment, and only the configuration epoch says it is not ours.
-        let (found, agreeing) = self.resolve().await?;
-        self.follow_answer(found, agreeing);
-        let Some(Master { host, port, .. }) = self
-            .master
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-        else {
+        let answer = self.resolve().await?;
+        self.follow_answer(answer);
+        // The master and its generation read together (both change under the lock): a switch
+        // in between would label a connection to the old master with the new generation.
+        let (followed, generation) = {
+            let master = self.master.read().unwrap_or_else(|p| p.into_inner());
+            (master.clone(), self.generation())
+        };
+        let Some(Master { host, port, .. }) = followed else {
             return Err(StoreError::Unreachable(StoreCause::NoMaster(
                 self.target.master_name.clone(),
             )));
         };
-        let generation = self.generation();
         let url = self.target.master_url(&host, port);
         let client = self.client(&url)?;
         let config = redis::AsyncConnectionConfig::new()
@@ -212,8 +235,10 @@ impl SentinelWatch {
     }
 
     /// Asks every sentinel at once where the master is; the answer of the highest
-    /// configuration epoch wins. Also says how many sentinels gave that very answer.
-    async fn resolve(&self) -> Result<(Master, usize), StoreError> {
+    /// configuration epoch wins. Also says how many sentinels gave that very answer, and how
+    /// many sentinels there are.
+    async fn resolve(&self) -> Result<Answer, StoreError> {
+        let asked_at = self.elapsed_ms();
         let answers = futures_util::future::join_all(
             self.target
                 .sentinels
@@ -223,13 +248,17 @@ impl SentinelWatch {
         .await;
         let mut best: Option<Master> = None;
         let mut named = Vec::new();
+        // The sentinels there are: those named in the URL, or more if a sentinel knows more
+        // (a URL naming one sentinel of three, or one twice, is no majority).
+        let mut sentinels = self.target.sentinels.len();
         let mut last = None;
         for answer in answers {
             match answer {
-                Ok(Ok(Some(found))) => {
+                Ok(Ok(Some((found, known)))) => {
                     if best.as_ref().is_none_or(|b| found.epoch > b.epoch) {
                         best = Some(found.clone());
                     }
+                    sentinels = sentinels.max(known);
                     named.push(found);
                 }
                 Ok(Ok(None)) | Err(_) => {}
@@ -238,7 +267,12 @@ impl SentinelWatch {
         }
         if let Some(best) = best {
             let agreeing = named.iter().filter(|found| **found == best).count();
-            return Ok((best, agreeing));
+            return Ok(Answer {
+                master: best,
+                agreeing,
+                sentinels,
+                asked_at,
+            });
         }
         Err(match last.map(StoreError::from) {
             Some(err) if err.is_unreachable() => err,
@@ -252,7 +286,7 @@ impl SentinelWatch {
     /// raises the epoch at once but keeps the old address in `SENTINEL MASTER` until every
     /// replica is reconfigured, while `GET-MASTER-ADDR-BY-NAME` names the promoted replica from
     /// that same moment. Both asked in one pipeline, they describe one state of the sentinel.
-    async fn ask(&self, sentinel: &str) -> redis::RedisResult<Option<Master>> {
+    async fn ask(&self, sentinel: &str) -> redis::RedisResult<Option<(Master, usize)>> {
         let client = self.client(sentinel)?;
         let mut conn = client.get_multiplexed_async_connection().await?;
         let reply: redis::RedisResult<(Option<HostPort>, Vec<String>)> = redis::pipe()
@@ -277,17 +311,24 @@ impl SentinelWatch {
             }
             Err(err) => return Err(err),
         };
-        let epoch = fields
-            .chunks_exact(2)
-            .find(|kv| kv[0] == "config-epoch")
-            .and_then(|kv| kv[1].parse().ok())
-            .unwrap_or(0);
+        let field = |name: &str| -> Option<usize> {
+            fields
+                .chunks_exact(2)
+                .find(|kv| kv[0] == name)
+                .and_then(|kv| kv[1].parse().ok())
+        };
+        let epoch = field("config-epoch").unwrap_or(0) as u64;
+        // This one and the others it knows of.
+        let known = field("num-other-sentinels").unwrap_or(0) + 1;
         Ok(address.and_then(|(host, port)| {
-            Some(Master {
-                host,
-                port: port.parse().ok()?,
-                epoch,
-            })
+            Some((
+                Master {
+                    host,
+                    port: port.parse().ok()?,
+                    epoch,
+                },
+                known,
+            ))
         }))
     }
 
@@ -315,8 +356,8 @@ impl SentinelWatch {
             loop {
                 tokio::time::sleep(POLL).await;
                 let Some(this) = watch.upgrade() else { return };
-                if let Ok((found, agreeing)) = this.resolve().await {
-                    this.follow_answer(found, agreeing);
+                if let Ok(answer) = this.resolve().await {
+                    this.follow_answer(answer);
                 }
             }
         });
@@ -340,8 +381,8 @@ impl SentinelWatch {
                 // The message carries no epoch: drop every connection now, and follow what
                 // the sentinels, asked together, say is the latest configuration.
                 self.forget_master();
-                if let Ok((found, agreeing)) = self.resolve().await {
-                    self.follow_answer(found, agreeing);
+                if let Ok(answer) = self.resolve().await {
+                    self.follow_answer(answer);
                 }
             }
         }
@@ -380,10 +421,22 @@ mod tests {
         let watch = watch(); // two sentinels configured
         assert!(!watch.confirmed_recently());
 
-        watch.follow_answer(at(7000, 3), 1);
+        let answer = |agreeing, sentinels| Answer {
+            master: at(7000, 3),
+            agreeing,
+            sentinels,
+            asked_at: watch.elapsed_ms(),
+        };
+        watch.follow_answer(answer(1, 2));
         assert!(!watch.confirmed_recently(), "one of two is no majority");
 
-        watch.follow_answer(at(7000, 3), 2);
+        watch.follow_answer(answer(2, 5));
+        assert!(
+            !watch.confirmed_recently(),
+            "two of the five sentinels the answers know of is no majority"
+        );
+
+        watch.follow_answer(answer(2, 2));
         assert!(watch.confirmed_recently());
     }
 
