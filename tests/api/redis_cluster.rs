@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use super::redis_server::{Certificates, RedisServer, free_port, require_binary};
+use super::redis_server::{Certificates, RedisServer, free_port, process_id, require_binary};
 
 const CLUSTER_ARGS: &[&str] = &[
     "--cluster-enabled",
@@ -304,12 +304,18 @@ struct Sentinel {
     child: Mutex<Option<Child>>,
 }
 
-impl Drop for Sentinel {
-    fn drop(&mut self) {
+impl Sentinel {
+    fn kill(&self) {
         if let Some(mut child) = self.child.lock().unwrap().take() {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        self.kill();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
@@ -478,23 +484,27 @@ impl SentinelGroup {
     /// Every sentinel stops (`kill -9`): the app is cut off from them.
     pub fn kill_sentinels(&self) {
         for sentinel in &self.sentinels {
-            if let Some(mut child) = sentinel.child.lock().unwrap().take() {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
+            sentinel.kill();
         }
     }
 
     /// A connection to sentinel number `sentinel`.
     fn connection(&self, sentinel: usize) -> redis::RedisResult<redis::Connection> {
-        let port = self.sentinels[sentinel].port;
-        match &self.certs {
-            Some(certs) => {
-                redis::Client::build_with_tls(format!("rediss://127.0.0.1:{port}"), certs.client())?
-                    .get_connection()
-            }
-            None => redis::Client::open(format!("redis://127.0.0.1:{port}"))?.get_connection(),
+        sentinel_connection(self.certs.as_ref(), self.sentinels[sentinel].port)
+    }
+}
+
+/// A connection to the sentinel on `port`, over TLS with `certs`.
+fn sentinel_connection(
+    certs: Option<&Certificates>,
+    port: u16,
+) -> redis::RedisResult<redis::Connection> {
+    match certs {
+        Some(certs) => {
+            redis::Client::build_with_tls(format!("rediss://127.0.0.1:{port}"), certs.client())?
+                .get_connection()
         }
+        None => redis::Client::open(format!("redis://127.0.0.1:{port}"))?.get_connection(),
     }
 }
 
@@ -538,22 +548,7 @@ fn start_sentinel(certs: Option<&Certificates>, master_port: u16) -> Sentinel {
             .expect("redis-server --sentinel starts");
         // Answering as itself (or gone, or another server there: the port was taken).
         let pid = child.id();
-        let answering = || -> Option<u32> {
-            let mut conn = match certs {
-                Some(certs) => redis::Client::build_with_tls(
-                    format!("rediss://127.0.0.1:{port}"),
-                    certs.client(),
-                ),
-                None => redis::Client::open(format!("redis://127.0.0.1:{port}")),
-            }
-            .ok()?
-            .get_connection()
-            .ok()?;
-            let info: String = redis::cmd("INFO").arg("server").query(&mut conn).ok()?;
-            info.lines()
-                .find_map(|l| l.strip_prefix("process_id:"))
-                .and_then(|id| id.trim().parse().ok())
-        };
+        let answering = || process_id(&mut sentinel_connection(certs, port).ok()?);
         let deadline = Instant::now() + Duration::from_secs(10);
         let listening = loop {
             if child.try_wait().is_ok_and(|status| status.is_some()) {

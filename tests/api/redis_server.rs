@@ -35,6 +35,26 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// `calls` per command in an `INFO commandstats` reply.
+fn calls_per_command(info: &str) -> HashMap<String, u64> {
+    info.lines()
+        .filter_map(|line| {
+            let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = rest.split(',').find_map(|kv| kv.strip_prefix("calls="))?;
+            Some((name.to_owned(), calls.parse().ok()?))
+        })
+        .collect()
+}
+
+/// The process that answers on `conn` (`INFO server`), to tell a server from another test's
+/// that took its port.
+pub fn process_id(conn: &mut redis::Connection) -> Option<u32> {
+    let info: String = redis::cmd("INFO").arg("server").query(conn).ok()?;
+    info.lines()
+        .find_map(|line| line.strip_prefix("process_id:"))
+        .and_then(|id| id.trim().parse().ok())
+}
+
 /// Fails the test, saying what to install, when a binary it needs is missing.
 pub fn require_binary(binary: &str, package: &str) {
     if Command::new(binary)
@@ -187,10 +207,7 @@ impl RedisServer {
             // process, not by another test's server on a port it took.
             if let Some(answering) = self.connection().ok().and_then(|mut c| {
                 redis::cmd("PING").query::<String>(&mut c).ok()?;
-                let info: String = redis::cmd("INFO").arg("server").query(&mut c).ok()?;
-                info.lines()
-                    .find_map(|l| l.strip_prefix("process_id:"))
-                    .and_then(|id| id.trim().parse::<u32>().ok())
+                process_id(&mut c)
             }) {
                 if Some(answering) == pid {
                     return true;
@@ -246,13 +263,7 @@ impl RedisServer {
             .arg("commandstats")
             .query(&mut conn)
             .unwrap();
-        info.lines()
-            .filter_map(|line| {
-                let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-                let calls = rest.split(',').find_map(|kv| kv.strip_prefix("calls="))?;
-                Some((name.to_owned(), calls.parse().ok()?))
-            })
-            .collect()
+        calls_per_command(&info)
     }
 
     /// Error replies sent, per error code (`INFO errorstats`: redirections such as `MOVED`
@@ -291,16 +302,10 @@ impl RedisServer {
             .query(&mut conn)
             .ok()?;
         let master = info.lines().any(|line| line.trim() == "role:master");
-        let executed = info
-            .lines()
-            .filter_map(|line| {
-                let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-                let calls = rest.split(',').find_map(|kv| kv.strip_prefix("calls="))?;
-                writes
-                    .iter()
-                    .any(|w| w == name)
-                    .then(|| calls.parse::<u64>().ok())?
-            })
+        let executed = calls_per_command(&info)
+            .into_iter()
+            .filter(|(name, _)| writes.contains(name))
+            .map(|(_, calls)| calls)
             .sum();
         Some((master, executed))
     }

@@ -11,10 +11,10 @@
 //! - the master's address is also asked again every second (a message missed while a sentinel
 //!   was unreachable changes nothing for longer than that);
 //! - every sentinel is asked at once (the master's address and its `config-epoch`), and the
-//!   answer with the highest epoch wins; an answer older than one already followed is ignored. A sentinel
-//!   that has not yet heard of a failover still names the old master, and following it back
-//!   (say, to a killed master restarted empty, still a master until Sentinel demotes it) would
-//!   read an empty store and write what the resync then wipes;
+//!   answer with the highest epoch wins; an answer older than one already followed is
+//!   ignored. A sentinel that has not yet heard of a failover still names the old master, and
+//!   following it back (say, to a killed master restarted empty, still a master until
+//!   Sentinel demotes it) would read an empty store and write what the resync then wipes;
 //! - a new connection asks `ROLE` first and is refused unless the node says `master`;
 //! - a `READONLY` answer or a lost connection forgets the master, so the next command finds it
 //!   again.
@@ -104,9 +104,9 @@ impl SentinelWatch {
     }
 
     /// Whether a majority of the sentinels named the master followed when last asked (within a
-    /// poll, its timeout and `CONFIRMED_SLACK`). A master that refuses writes (`NOREPLICAS`) is read from only then: one
-    /// cut off with this instance from the sentinels' majority, which may have promoted another
-    /// and revoked sessions there, must not go on serving them.
+    /// poll, its timeout and `CONFIRMED_SLACK`). A master that refuses writes (`NOREPLICAS`) is
+    /// read from only then: one cut off with this instance from the sentinels' majority, which
+    /// may have promoted another and revoked sessions there, must not go on serving them.
     pub fn confirmed_recently(&self) -> bool {
         let at = self.confirmed_at.load(Ordering::Acquire);
         let window = POLL + self.timeout + CONFIRMED_SLACK;
@@ -127,14 +127,7 @@ impl SentinelWatch {
             sentinels,
             asked_at,
         } = answer;
-        self.set_master(found.clone());
-        let followed = self
-            .master
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .is_some_and(|m| m.host == found.host && m.port == found.port);
-        if followed && agreeing * 2 > sentinels {
+        if self.set_master(found) && agreeing * 2 > sentinels {
             self.confirmed_at.store(asked_at.max(1), Ordering::Release);
         }
     }
@@ -163,12 +156,13 @@ impl SentinelWatch {
     /// but when every sentinel has answered an older epoch `STALE_ANSWERS` times in a row
     /// (sentinels redeployed or reset start again from 0), their answer is the truth now, or
     /// the app would find no master until it restarts.
-    fn set_master(&self, found: Master) {
+    /// Whether `found` is the master followed now (false: an older answer, ignored).
+    fn set_master(&self, found: Master) -> bool {
         let mut master = self.master.write().unwrap_or_else(|p| p.into_inner());
         let followed = self.epoch.load(Ordering::Acquire);
         if found.epoch < followed {
             if self.stale_answers.fetch_add(1, Ordering::AcqRel) + 1 < STALE_ANSWERS {
-                return;
+                return false;
             }
             tracing::warn!(
                 followed,
@@ -189,6 +183,7 @@ impl SentinelWatch {
                 self.generation.fetch_add(1, Ordering::AcqRel);
             }
         }
+        true
     }
 
     /// A connection to the current master, checked with `ROLE`, and its generation.
